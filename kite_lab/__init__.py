@@ -1,0 +1,108 @@
+"""kite_lab: build, inspect and ship LLM agents from a notebook, a script or a service.
+
+    from kite_lab import Kite
+    ai = Kite()
+    print(ai.complete("What is the capital of France?"))
+
+In JupyterLab: ``%load_ext kite_lab``, then ``%%kite`` cells.
+
+Importing kite_lab is cheap: heavy packages (SDKs, faiss, fastembed, pandas, ...) load on
+first use of the component that needs them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kite_lab.core.errors import (
+    AgentError,
+    AgentLimitReached,
+    AuthenticationError,
+    BadRequestError,
+    CircuitBreakerError,
+    ConfigError,
+    EnvFileError,
+    IdempotencyConflict,
+    IdempotencyError,
+    IdempotencyInProgress,
+    IdempotencySerializationError,
+    IndexCorrupted,
+    InvalidParameter,
+    KillSwitchError,
+    KiteError,
+    MalformedResponse,
+    MissingAPIKey,
+    NoProviderConfigured,
+    ProviderConnectionError,
+    ProviderError,
+    ProviderTimeout,
+    QuotaExceeded,
+    RateLimitError,
+    RateLimitExceeded,
+    SafetyError,
+    ServerError,
+    StoreError,
+    StoreUnavailable,
+    ToolError,
+    UnknownProvider,
+)
+from kite_lab.core.types import Completion, Message, RunResult, ToolCall, ToolSpec, Usage
+from kite_lab.kite import Kite
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AgentError",
+    "AgentLimitReached",
+    "AuthenticationError",
+    "BadRequestError",
+    "CircuitBreakerError",
+    "Completion",
+    "ConfigError",
+    "EnvFileError",
+    "IdempotencyConflict",
+    "IdempotencyError",
+    "IdempotencyInProgress",
+    "IdempotencySerializationError",
+    "IndexCorrupted",
+    "InvalidParameter",
+    "KillSwitchError",
+    "Kite",
+    "KiteError",
+    "MalformedResponse",
+    "Message",
+    "MissingAPIKey",
+    "NoProviderConfigured",
+    "ProviderConnectionError",
+    "ProviderError",
+    "ProviderTimeout",
+    "QuotaExceeded",
+    "RateLimitError",
+    "RateLimitExceeded",
+    "RunResult",
+    "SafetyError",
+    "ServerError",
+    "StoreError",
+    "StoreUnavailable",
+    "ToolCall",
+    "ToolError",
+    "ToolSpec",
+    "UnknownProvider",
+    "Usage",
+    "__version__",
+    "load_ipython_extension",
+    "unload_ipython_extension",
+]
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext kite_lab``: register the %kite / %%kite magics on this kernel."""
+    from kite_lab.notebook.extension import load_ipython_extension as _load
+
+    _load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    from kite_lab.notebook.extension import unload_ipython_extension as _unload
+
+    _unload(ipython)

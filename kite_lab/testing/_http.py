@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import email.utils
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 
@@ -52,11 +53,10 @@ class Exchange:
         self.dropped = False
 
     async def send(self, status: int, headers: Mapping[str, str], body: bytes) -> None:
-        """Send a complete response with a ``content-length``."""
-        await self._start(status, {**headers, "content-length": str(len(body))})
-        if body:
-            await self._write(self._conn.send(h11.Data(data=body)))
-        await self._write(self._conn.send(h11.EndOfMessage()))
+        """Send a complete response with a ``content-length`` in a single write."""
+        head = self._head(status, {**headers, "content-length": str(len(body))})
+        data = self._conn.send(h11.Data(data=body)) if body else b""
+        await self._write(head + (data or b"") + (self._conn.send(h11.EndOfMessage()) or b""))
 
     async def stream(
         self, status: int, headers: Mapping[str, str], chunks: Iterable[bytes]
@@ -65,32 +65,39 @@ class Exchange:
 
         Each piece is flushed separately so clients really parse a byte stream.
         """
-        await self._start(status, headers)
+        await self._write(self._head(status, headers))
         for chunk in chunks:
-            if self._writer.is_closing():
-                raise ClientGone
-            await self._write(self._conn.send(h11.Data(data=chunk)))
-        await self._write(self._conn.send(h11.EndOfMessage()))
+            await self._write(self._conn.send(h11.Data(data=chunk)) or b"")
+        await self._write(self._conn.send(h11.EndOfMessage()) or b"")
 
     def drop(self) -> None:
         """Close the socket without a response (the client sees a disconnect)."""
         self.dropped = True
         self._writer.close()
 
-    async def _start(self, status: int, headers: Mapping[str, str]) -> None:
-        pairs = [
-            (b"date", email.utils.formatdate(usegmt=True).encode()),
-            (b"server", _SERVER_NAME),
-        ]
+    def _head(self, status: int, headers: Mapping[str, str]) -> bytes:
+        pairs = [(b"date", _http_date()), (b"server", _SERVER_NAME)]
         pairs.extend((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items())
-        await self._write(self._conn.send(h11.Response(status_code=status, headers=pairs)))
+        return self._conn.send(h11.Response(status_code=status, headers=pairs)) or b""
 
-    async def _write(self, data: bytes | None) -> None:
+    async def _write(self, data: bytes) -> None:
         if self._writer.is_closing():
             raise ClientGone
         if data:
             self._writer.write(data)
             await self._writer.drain()
+
+
+_date_cache: tuple[int, bytes] = (0, b"")
+
+
+def _http_date() -> bytes:
+    """The ``date`` header value, formatted at most once per second."""
+    global _date_cache
+    now = int(time.time())
+    if _date_cache[0] != now:
+        _date_cache = (now, email.utils.formatdate(now, usegmt=True).encode())
+    return _date_cache[1]
 
 
 App = Callable[[HttpRequest, Exchange], Awaitable[None]]
@@ -137,7 +144,9 @@ async def _read_request(
         event = conn.next_event()
         if event is h11.NEED_DATA:
             if conn.they_are_waiting_for_100_continue:
-                writer.write(conn.send(h11.InformationalResponse(status_code=100, headers=[])))
+                writer.write(
+                    conn.send(h11.InformationalResponse(status_code=100, headers=[])) or b""
+                )
             conn.receive_data(await reader.read(_READ_SIZE))
         elif isinstance(event, h11.Request):
             head = event
@@ -171,7 +180,7 @@ async def _send_bad_request(
     body = f"Bad request: {exc}".encode()
     with contextlib.suppress(h11.LocalProtocolError, ConnectionError):
         headers = [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())]
-        writer.write(conn.send(h11.Response(status_code=exc.error_status_hint, headers=headers)))
-        writer.write(conn.send(h11.Data(data=body)))
-        writer.write(conn.send(h11.EndOfMessage()))
+        response = h11.Response(status_code=exc.error_status_hint, headers=headers)
+        for event in (response, h11.Data(data=body), h11.EndOfMessage()):
+            writer.write(conn.send(event) or b"")
         await writer.drain()

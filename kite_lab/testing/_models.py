@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 __all__ = [
-    "Action",
     "Fault",
+    "MalformedKind",
     "RecordedRequest",
     "Reply",
     "ToolCallSpec",
@@ -150,9 +150,6 @@ class Fault:
         if self.status is not None:
             return self.status
         return 200 if self.malformed_kind else 500
-
-
-Action = Reply | Fault
 
 
 @dataclass(frozen=True)

@@ -59,7 +59,6 @@ DEFAULT_EMBEDDING_DIM = 1536
 class OpenAIWire:
     """Renders ``Reply``/``Fault`` for ``POST /v1/chat/completions``."""
 
-    name = "openai"
     request_id_header = "x-request-id"
 
     def validate(self, request: RecordedRequest) -> Fault | None:

@@ -24,7 +24,6 @@ SSE_HEADERS = {"content-type": "text/event-stream; charset=utf-8", "cache-contro
 class WireFormat(Protocol):
     """How one provider family renders replies, streams and errors."""
 
-    name: str
     request_id_header: str
 
     def validate(self, request: RecordedRequest) -> Fault | None:

@@ -216,7 +216,7 @@ class FakeLLMServer:
     def _run(self, ready: threading.Event, failure: list[BaseException]) -> None:
         try:
             asyncio.run(self._serve(ready))
-        except BaseException as exc:  # noqa: BLE001 - reported to start()
+        except BaseException as exc:  # reported to start()
             failure.append(exc)
             ready.set()
 

@@ -1,0 +1,78 @@
+"""Shared helpers for the bench scripts: repetitions, medians and the BENCH_JSON line.
+
+Every figure is a ratio or a paired comparison measured in the same run, because these
+machines are shared and noisy; run_all.py collects the BENCH_JSON lines into BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class Figure:
+    name: str
+    value: float
+    unit: str
+    goal: str = ""
+    baseline: str = ""
+    min: float | None = None
+    max: float | None = None
+    note: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_args(description: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
+    return parser.parse_args()
+
+
+def timed(func: Callable[[], Any], number: int) -> float:
+    """Seconds per call of ``func``, over ``number`` calls."""
+    start = time.perf_counter()
+    for _ in range(number):
+        func()
+    return (time.perf_counter() - start) / number
+
+
+def paired_ratios(
+    ours: Callable[[], Any], baseline: Callable[[], Any], *, number: int, repeat: int
+) -> tuple[list[float], list[float], list[float]]:
+    """Interleaved runs of both, so drift on the machine hits both alike.
+
+    Returns (ratios ours/baseline, ours seconds/call, baseline seconds/call) per repetition.
+    """
+    ratios, ours_s, base_s = [], [], []
+    for _ in range(repeat):
+        b = timed(baseline, number)
+        o = timed(ours, number)
+        ratios.append(o / b)
+        ours_s.append(o)
+        base_s.append(b)
+    return ratios, ours_s, base_s
+
+
+def summarize(name: str, values: list[float], unit: str, **kwargs: Any) -> Figure:
+    return Figure(
+        name=name,
+        value=statistics.median(values),
+        unit=unit,
+        min=min(values),
+        max=max(values),
+        **kwargs,
+    )
+
+
+def report(figures: list[Figure]) -> None:
+    for f in figures:
+        spread = f" (min {f.min:.4g}, max {f.max:.4g})" if f.min is not None else ""
+        goal = f"  goal: {f.goal}" if f.goal else ""
+        print(f"{f.name}: {f.value:.4g} {f.unit}{spread}{goal}")
+    print("BENCH_JSON " + json.dumps([asdict(f) for f in figures]))

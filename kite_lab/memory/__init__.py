@@ -1,0 +1,1 @@
+"""Memory: vector memory, sessions, the response cache, document loading and chunking."""

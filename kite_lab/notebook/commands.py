@@ -1,0 +1,306 @@
+"""The ``%kite`` line commands: ``list``, ``alias``, ``status``, ``breaker``, ``history``, ...
+
+Why they return values: a line magic is an expression, so ``df = %kite calls`` or
+``x = %kite complete Say hi`` works, and the last line of a cell shows the value (a
+DataFrame renders as a table). Commands that only report display Markdown and return a
+plain dict, so a script can use the same data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import socket
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from IPython.core.error import UsageError
+from IPython.display import Markdown, display
+
+from kite_lab.core.errors import ConfigError, KiteError
+from kite_lab.core.runner import run_sync
+from kite_lab.notebook.magic_args import KiteCommand, cell_help, parse_line_command
+
+if TYPE_CHECKING:
+    from kite_lab.notebook.magics import KiteMagics
+
+__all__ = ["run_line_command"]
+
+
+def run_line_command(magics: KiteMagics, line: str, ns: Mapping[str, Any]) -> Any:
+    command = parse_line_command(line)
+    handler: Callable[[KiteMagics, KiteCommand, Mapping[str, Any]], Any] = _HANDLERS[command.name]
+    return handler(magics, command, ns)
+
+
+def _complete(magics: KiteMagics, cmd: KiteCommand, ns: Mapping[str, Any]) -> Any:
+    from kite_lab.notebook.cell import _visible, resolve_alias
+    from kite_lab.notebook.interpolate import interpolate
+    from kite_lab.notebook.render import KiteText
+
+    prompt = interpolate(cmd.rest, _visible(ns, magics.shell)).text
+    model = resolve_alias(magics.default_model or None, magics.aliases)
+    if model is not None and model.startswith("agent:"):
+        raise UsageError("%kite complete asks a model; use %%kite agent:NAME for agents")
+    completion = run_sync(magics.ai.agenerate(prompt, model=model))
+    return KiteText(completion.text, completion)
+
+
+def _help(magics: KiteMagics, cmd: KiteCommand, ns: Mapping[str, Any]) -> None:
+    print(cell_help())
+
+
+def _list(magics: KiteMagics, cmd: KiteCommand, ns: Mapping[str, Any]) -> dict[str, Any]:
+    from kite_lab.providers.registry import available_providers, provider_class
+
+    ai = magics.ai
+    providers = {}
+    for name in available_providers():
+        try:
+            providers[name] = provider_class(name).default_model
+        except Exception as exc:  # a broken third-party entry point: say so, go on
+            providers[name] = f"(unavailable: {type(exc).__name__})"
+    try:
+        default = "/".join(ai.resolve(magics.default_model or None))
+    except KiteError as exc:
+        default = f"(none: {exc})"
+    agents = _agents(ai, ns)
+    info = {"default": default, "providers": providers, "aliases": dict(magics.aliases),
+            "agents": {name: repr(agent) for name, agent in agents.items()},
+            "tools": sorted(ai.tools) if ai._tools is not None else []}
+    lines = [f"**default target:** `{default}`", "", "| provider | default model |", "|---|---|"]
+    lines += [f"| {p} | `{m}` |" for p, m in providers.items()]
+    lines += ["", "**aliases:** " + (", ".join(f"`{a}` → `{t}`" for a, t in
+                                             magics.aliases.items()) or "none")]
+    lines += ["", "**agents:** " + (", ".join(f"`{a}`" for a in agents) or "none")]
+    lines += ["", "**tools:** " + (", ".join(f"`{t}`" for t in info["tools"]) or "none")]
+    display(Markdown("\n".join(lines)))
+    return info
+
+
+def _agents(ai: Any, ns: Mapping[str, Any]) -> dict[str, Any]:
+    import sys
+
+    found = dict(ai.agents)
+    if "kite_lab.agents.base" in sys.modules:
+        from kite_lab.agents.base import Agent
+
+        for value in list(ns.values()):
+            if isinstance(value, Agent):
+                found.setdefault(value.name, value)
+    return found
+
+
+def _alias(magics: KiteMagics, cmd: KiteCommand, ns: Mapping[str, Any]) -> dict[str, str]:
+    from kite_lab.notebook.magic_args import _check_target
+
+    if not cmd.args or len(cmd.args) > 2:
+        raise UsageError("usage: %kite alias NAME TARGET (or %kite alias NAME to remove it)")
+    name = cmd.args[0]
+    aliases = dict(magics.aliases)
+    if len(cmd.args) == 1:
+        if aliases.pop(name, None) is None:
+            known = ", ".join(aliases) or "none"
+            raise UsageError(f"%kite alias: no alias {name!r} (aliases: {known})")
+    else:
+        if "/" in name or name.startswith("agent:") or name.startswith("-"):
+            raise UsageError(f"%kite alias: {name!r} cannot be an alias name; use a plain word")
+        _check_target(cmd.args[1])
+        aliases[name] = cmd.args[1]
+    magics.aliases = aliases  # reassign: traitlets notices, other code sees a new dict
+    return aliases
+
+
+def _status(magics: KiteMagics, cmd: KiteCommand, ns: Mapping[str, Any]) -> dict[str, Any]:
+    ai = magics.ai
+    settings = ai.settings
+    shown = {k: v for k, v in settings.masked().items() if v is not None}
+    backends = {
+        "breaker": _backend(settings, "breaker"),
+        "cache": _backend(settings, "cache"),
+        "idempotency": _backend(settings, "idempotency"),
+        "sessions": "postgres" if settings.postgres_url else "sqlite",
+    }
+    reachable = {}
+    for name, url in (("redis", settings.redis_url), ("postgres", settings.postgres_url)):
+        if url:
+            reachable[name] = _reachable(url)
+    breakers = {}
+    for name, breaker in _breakers(ai).items():
+        breakers[name] = breaker.state.value
+    info = {"settings": shown, "backends": backends, "reachable": reachable,
+            "breakers": breakers}
+    lines = ["| setting | value |", "|---|---|"]
+    lines += [f"| {k} | `{v}` |" for k, v in shown.items()]
+    lines += ["", "**backends:** " + ", ".join(f"{k}={v}" for k, v in backends.items())]
+    if reachable:
+        lines += ["", "**reachable:** " + ", ".join(
+            f"{k} {'yes' if ok else 'NO'}" for k, ok in reachable.items())]
+    lines += ["", "**breakers:** " + (", ".join(f"{k}={v}" for k, v in breakers.items())
+                                      or "none built yet")]
+    display(Markdown("\n".join(lines)))
+    return info
+
+
+def _backend(settings: Any, kind: str) -> str:
+    try:
+        return str(settings.resolved_backend(kind))
+    except ConfigError as exc:
+        return f"invalid ({exc})"
+
+
+def _reachable(url: str, timeout: float = 1.0) -> bool:
+    parts = urlsplit(url)
+    default_port = {"redis": 6379, "rediss": 6380}.get(parts.scheme, 5432)
+    try:
+        with socket.create_connection((parts.hostname or "localhost", parts.port or default_port),
+                                      timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _breakers(ai: Any) -> dict[str, Any]:
+    try:
+        return ai.breakers
+    except KiteError:  # no provider configured: nothing to protect yet
+        return dict(ai._breakers)
+
+
+def _breaker(magics: KiteMagics, cmd: KiteCommand, ns: Mapping[str, Any]) -> Any:
+    parser = _Parser(prog="%kite breaker")
+    parser.add_argument("action", nargs="?", choices=("status", "reset", "trip"),
+                        default="status")
+    parser.add_argument("--provider", default=None)
+    parser.add_argument("reason", nargs="*")
+    args = parser.parse_args(list(cmd.args))
+    ai = magics.ai
+    if args.action == "status":
+        from kite_lab.notebook.frames import breakers_df
+
+        if args.provider:
+            return ai.breaker_for(args.provider).get_stats()
+        return breakers_df(ai)
+    breaker = ai.breaker_for(args.provider) if args.provider else ai.circuit_breaker
+    if args.action == "reset":
+        if args.reason:
+            raise UsageError("%kite breaker reset takes no reason")
+        _call(breaker.reset)
+    else:
+        _call(breaker.trip, " ".join(args.reason) or "tripped from %kite breaker")
+    print(f"breaker {breaker.name!r}: {breaker.state.value}")
+    return breaker.state.value
+
+
+def _call(func: Callable[..., Any], *args: Any) -> Any:
+    result = func(*args)
+    return run_sync(result) if inspect.isawaitable(result) else result
+
+
+def _history(magics: KiteMagics, cmd: KiteCommand, ns: Mapping[str, Any]) -> Any:
+    from kite_lab.notebook.frames import history_df, sessions_df
+
+    if len(cmd.args) > 1:
+        raise UsageError("usage: %kite history [SESSION]")
+    if cmd.args:
+        return history_df(magics.ai, cmd.args[0])
+    return sessions_df(magics.ai)
+
+
+def _reset(magics: KiteMagics, cmd: KiteCommand, ns: Mapping[str, Any]) -> Any:
+    """Forget one session, or those this kernel's cells used (never other users' ones)."""
+    if len(cmd.args) > 1:
+        raise UsageError("usage: %kite reset [SESSION]")
+    ids = list(cmd.args) or sorted(magics.sessions_used)
+    store = magics.ai.session_memory
+    for sid in ids:
+        run_sync(store.adelete_session(sid))
+        magics.sessions_used.discard(sid)
+    print(f"forgot {len(ids)} session(s): {', '.join(ids) or 'none'}")
+    return ids
+
+
+def _calls(magics: KiteMagics, cmd: KiteCommand, ns: Mapping[str, Any]) -> Any:
+    from kite_lab.notebook.frames import calls_df
+
+    return calls_df(magics.ai)
+
+
+def _metrics(magics: KiteMagics, cmd: KiteCommand, ns: Mapping[str, Any]) -> Any:
+    from kite_lab.notebook.frames import metrics_df
+
+    return metrics_df(magics.ai)
+
+
+def _cost(magics: KiteMagics, cmd: KiteCommand, ns: Mapping[str, Any]) -> Any:
+    from kite_lab.notebook.frames import cost_df
+
+    frame = cost_df(magics.ai)
+    total = frame["cost_usd"].sum(min_count=1) if len(frame) else 0.0
+    unknown = int(frame["unpriced_calls"].sum()) if len(frame) else 0
+    note = f" ({unknown} call(s) of unpriced models not included)" if unknown else ""
+    print(f"total: ${0.0 if total != total else total:.6f}{note}")
+    return frame
+
+
+def _export(magics: KiteMagics, cmd: KiteCommand, ns: Mapping[str, Any]) -> Any:
+    parser = _Parser(prog="%kite export")
+    parser.add_argument("path")
+    parser.add_argument("--force", action="store_true")
+    parser.add_argument("--main", action="store_true")
+    parser.add_argument("--service", action="store_true")
+    parser.add_argument("--notebook", default=None, help="the .ipynb (default: this one)")
+    args = parser.parse_args(list(cmd.args))
+    try:
+        from kite_lab.notebook.export import export_notebook
+    except ImportError as exc:
+        if exc.name not in ("kite_lab.notebook.export", None):
+            raise
+        raise UsageError(
+            "%kite export is not available: kite_lab.notebook.export is missing from this "
+            "installation (reinstall kite-lab, or run `kite-lab export NOTEBOOK -o PATH`)"
+        ) from None
+    notebook = args.notebook or _running_notebook(ns)
+    if notebook is None:
+        raise UsageError("%kite export: cannot tell which notebook this is; "
+                         "pass --notebook PATH.ipynb")
+    return export_notebook(notebook, args.path, force=args.force, main=args.main,
+                           service=args.service)
+
+
+def _running_notebook(ns: Mapping[str, Any]) -> str | None:
+    """The path of the running notebook, as Jupyter Server or VS Code tell the kernel."""
+    import os
+
+    for candidate in (ns.get("__session__"), ns.get("__vsc_ipynb_file__"),
+                      os.environ.get("JPY_SESSION_NAME")):
+        if isinstance(candidate, str) and candidate.endswith(".ipynb"):
+            return candidate
+    return None
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises UsageError instead of exiting the kernel."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(add_help=False, allow_abbrev=False, **kwargs)
+
+    def error(self, message: str) -> Any:
+        raise UsageError(f"{self.prog}: {message}")
+
+
+_HANDLERS: dict[str, Callable[..., Any]] = {
+    "complete": _complete,
+    "list": _list,
+    "alias": _alias,
+    "status": _status,
+    "breaker": _breaker,
+    "history": _history,
+    "reset": _reset,
+    "calls": _calls,
+    "metrics": _metrics,
+    "cost": _cost,
+    "export": _export,
+    "help": _help,
+}

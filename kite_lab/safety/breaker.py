@@ -1,0 +1,524 @@
+"""An async-first circuit breaker whose state can be shared by every replica through Redis.
+
+What the people who use this were burnt by, and what this module does instead:
+
+- pybreaker holds one lock around every call: here nothing is held while the protected
+  call runs, and admitting a call while closed takes no lock at all;
+- async functions never counted: ``guard()``, ``acall`` and ``@protected`` count sync and
+  async functions alike;
+- half-open let every waiting call through: half-open hands out at most
+  ``half_open_max_calls`` permits, atomically (a Lua script for Redis), each with a lease;
+- shared Redis counters raced: every decision is one Lua script, timed by the server.
+
+Which errors count is a documented table (``kite_lab.safety.classify``). Every transition
+is emitted as ``breaker:state`` and reaches the ``on_open`` / ``on_close`` /
+``on_half_open`` callbacks, in the process that made it and in any process that notices
+it (``remote=True``).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, fields
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+
+from kite_lab.core.errors import CircuitBreakerError, ConfigError
+from kite_lab.core.runner import run_sync
+from kite_lab.safety._events import emit
+from kite_lab.safety.breaker_stores import (
+    CLOSED,
+    HALF_OPEN,
+    OPEN,
+    Admission,
+    BreakerStore,
+    CircuitState,
+    MemoryBreakerStore,
+    RecordResult,
+    Snapshot,
+    Transition,
+)
+from kite_lab.safety.classify import Classification, Outcome, classify
+from kite_lab.safety.clock import SYSTEM_CLOCK, Clock
+
+if TYPE_CHECKING:
+    from kite_lab.core.config import KiteSettings
+    from kite_lab.core.events import EventBus
+
+__all__ = [
+    "CircuitBreaker",
+    "CircuitBreakerConfig",
+    "CircuitState",
+    "Transition",
+    "build_breaker",
+]
+
+log = logging.getLogger("kite_lab.safety.breaker")
+P = ParamSpec("P")
+T = TypeVar("T")
+Listener = Callable[["CircuitBreaker", Transition], Any]
+
+_POSITIVE_INTS = ("failure_threshold", "success_threshold", "half_open_max_calls")
+_POSITIVE_FLOATS = ("timeout_seconds", "max_half_open_seconds")
+_EXCEPTION_LISTS = ("record_exceptions", "ignore_exceptions")
+
+
+@dataclass(eq=False)
+class CircuitBreakerConfig:
+    """Thresholds of a breaker; every assignment is validated and takes effect at once.
+
+    ``ai.circuit_breaker.config.failure_threshold = 3`` changes the live breaker: the
+    stores read the config on every decision.
+    """
+
+    #: consecutive counted failures that open a closed breaker
+    failure_threshold: int = 3
+    #: successful permit calls that close a half-open breaker
+    success_threshold: int = 2
+    #: seconds an open breaker rejects calls before letting a probe through
+    timeout_seconds: float = 60.0
+    #: probes allowed at once while half-open
+    half_open_max_calls: int = 1
+    #: lease of a half-open permit: a probe that never reports back frees it after this
+    max_half_open_seconds: float = 120.0
+    #: exception classes that always count as failures (checked after ignore_exceptions)
+    record_exceptions: tuple[type[BaseException], ...] = ()
+    #: exception classes that never count (they release a half-open permit)
+    ignore_exceptions: tuple[type[BaseException], ...] = ()
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, _validated(name, value))
+
+    @classmethod
+    def from_settings(cls, settings: KiteSettings, **overrides: Any) -> CircuitBreakerConfig:
+        """CIRCUIT_BREAKER_THRESHOLD / CIRCUIT_BREAKER_TIMEOUT, probes leased 2x LLM_TIMEOUT."""
+        values: dict[str, Any] = {
+            "failure_threshold": settings.circuit_breaker_threshold,
+            "timeout_seconds": settings.circuit_breaker_timeout,
+            "max_half_open_seconds": max(120.0, 2 * settings.llm_timeout),
+        }
+        values.update(overrides)
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        for name in _EXCEPTION_LISTS:
+            data[name] = [cls.__name__ for cls in data[name]]
+        return data
+
+
+def _validated(name: str, value: Any) -> Any:
+    if name in _POSITIVE_INTS:
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ConfigError(f"circuit breaker {name} must be a positive integer, got {value!r}")
+        return value
+    if name in _POSITIVE_FLOATS:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+            raise ConfigError(f"circuit breaker {name} must be a positive number of seconds, "
+                              f"got {value!r}")
+        return float(value)
+    if name in _EXCEPTION_LISTS:
+        classes = tuple(value or ())
+        for cls in classes:
+            if not (isinstance(cls, type) and issubclass(cls, BaseException)):
+                raise ConfigError(f"circuit breaker {name} must list exception classes, "
+                                  f"got {cls!r}")
+        return classes
+    raise AttributeError(f"CircuitBreakerConfig has no setting {name!r}")
+
+
+class _Guard:
+    """``async with breaker.guard():`` -- admit on enter, record the outcome on exit."""
+
+    __slots__ = ("_breaker", "_admission")
+
+    def __init__(self, breaker: CircuitBreaker) -> None:
+        self._breaker = breaker
+        self._admission: Admission | None = None
+
+    async def __aenter__(self) -> CircuitBreaker:
+        self._admission = await self._breaker._aadmit()
+        return self._breaker
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        admission, self._admission = self._admission, None
+        if admission is not None:
+            await self._breaker._asettle(admission, exc)
+        return False
+
+
+class CircuitBreaker:
+    """Stops calling a failing dependency, then lets a few probes test it again.
+
+    States: ``closed`` (calls go through), ``open`` (calls fail fast with
+    ``CircuitBreakerError`` carrying ``retry_after``), ``half_open`` (at most
+    ``half_open_max_calls`` probes at a time; ``success_threshold`` successes close it,
+    one failure re-opens it).
+    """
+
+    def __init__(
+        self,
+        name: str = "default",
+        config: CircuitBreakerConfig | None = None,
+        *,
+        store: BreakerStore | None = None,
+        events: EventBus | None = None,
+        clock: Clock | None = None,
+        on_open: Listener | None = None,
+        on_close: Listener | None = None,
+        on_half_open: Listener | None = None,
+    ) -> None:
+        if not isinstance(name, str) or not name:
+            raise ConfigError("a circuit breaker needs a non-empty name")
+        self.name = name
+        self.clock = clock or getattr(store, "clock", None) or SYSTEM_CLOCK
+        self._config = config if config is not None else CircuitBreakerConfig()
+        self._store = store if store is not None else MemoryBreakerStore(self.clock)
+        self.events = events
+        self.on_open, self.on_close, self.on_half_open = on_open, on_close, on_half_open
+        # last state this process knows of (shared stores); gen orders late answers
+        self._known_state = CLOSED
+        self._known_open_until: float | None = None
+        self._known_gen = 0
+        self._last_snapshot: Snapshot | None = None
+
+    def __repr__(self) -> str:
+        return f"<CircuitBreaker {self.name!r} {self.state.value} ({self.backend})>"
+
+    # -- configuration -------------------------------------------------------------------
+    @property
+    def config(self) -> CircuitBreakerConfig:
+        return self._config
+
+    @config.setter
+    def config(self, value: CircuitBreakerConfig) -> None:
+        if not isinstance(value, CircuitBreakerConfig):
+            raise ConfigError("breaker.config must be a CircuitBreakerConfig")
+        self._config = value
+
+    @property
+    def store(self) -> BreakerStore:
+        return self._store
+
+    @property
+    def backend(self) -> str:
+        return self._store.backend
+
+    # -- state -----------------------------------------------------------------------------
+    @property
+    def state(self) -> CircuitState:
+        """The current state; for a shared store, the last state this process saw.
+
+        Refreshed by every call through the breaker; ``await aget_state()`` or
+        ``refresh()`` read the store now. An open breaker whose timeout has passed is
+        reported ``half_open``: the next call will be its probe.
+        """
+        if self._store.inline:
+            return self._store.snapshot_now().state  # type: ignore[attr-defined]
+        state = self._known_state
+        if state is OPEN and self._known_open_until is not None:
+            if self.clock.now() >= self._known_open_until:
+                return HALF_OPEN
+        return state
+
+    async def aget_state(self) -> CircuitState:
+        """Read the state from the store now."""
+        return (await self._asnapshot()).state
+
+    def refresh(self) -> CircuitState:
+        """Read the state from the store now (sync; works inside a running loop too)."""
+        return self._snapshot_sync().state
+
+    # -- the guard and calls -----------------------------------------------------------
+    def guard(self) -> _Guard:
+        """``async with breaker.guard(): ...`` protects the block (the call pipeline's way)."""
+        return _Guard(self)
+
+    async def acall(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Call ``func`` (sync or async) under the breaker; await its result if awaitable."""
+        async with _Guard(self):
+            result = func(*args, **kwargs)
+            if inspect.isawaitable(result):
+                result = await result
+            return result
+
+    def call(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Call ``func`` under the breaker from sync code, in this thread.
+
+        An async ``func`` runs on kite_lab's loop (via ``acall``).
+        """
+        if inspect.iscoroutinefunction(func):
+            return run_sync(self.acall(func, *args, **kwargs))
+        admission = self._admit_sync()
+        try:
+            result = func(*args, **kwargs)
+            if inspect.isawaitable(result):
+                result = run_sync(_awaited(result))
+        except BaseException as exc:
+            self._settle_sync(admission, exc)
+            raise
+        self._settle_sync(admission, None)
+        return result
+
+    def protected(self, func: Callable[P, T]) -> Callable[P, T]:
+        """Decorator: every call of ``func`` (sync or async) goes through the breaker."""
+        if inspect.iscoroutinefunction(func):
+
+            @functools.wraps(func)
+            async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
+                async with _Guard(self):
+                    return await func(*args, **kwargs)
+
+            return async_wrapper  # type: ignore[return-value]
+
+        @functools.wraps(func)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+            return self.call(func, *args, **kwargs)  # type: ignore[no-any-return]
+
+        return wrapper
+
+    # -- manual control ------------------------------------------------------------------
+    def reset(self) -> None:
+        """Close the breaker now (consecutive failures back to 0; totals kept)."""
+        self._force_sync(CLOSED, "manual reset")
+
+    def trip(self, reason: str = "manual trip") -> None:
+        """Open the breaker now, for ``timeout_seconds``."""
+        self._force_sync(OPEN, reason or "manual trip")
+
+    async def areset(self) -> None:
+        await self._aforce(CLOSED, "manual reset")
+
+    async def atrip(self, reason: str = "manual trip") -> None:
+        await self._aforce(OPEN, reason or "manual trip")
+
+    # -- stats ---------------------------------------------------------------------------
+    def get_stats(self) -> dict[str, Any]:
+        """Counters and state as a plain dict (reads the store; sync)."""
+        return self._stats(self._snapshot_sync())
+
+    async def aget_stats(self) -> dict[str, Any]:
+        return self._stats(await self._asnapshot())
+
+    def _stats(self, snap: Snapshot) -> dict[str, Any]:
+        total = snap.total_calls
+        stats = {
+            "name": self.name,
+            "state": snap.state.value,
+            "total_calls": total,
+            "successful_calls": snap.successful_calls,
+            "failed_calls": snap.failed_calls,
+            "rejected_calls": snap.rejected_calls,
+            "success_rate": snap.successful_calls / total if total else 1.0,
+            "consecutive_failures": snap.consecutive_failures,
+            "open_until": snap.open_until if snap.state is not CLOSED else None,
+            "last_failure": snap.last_failure,
+            "half_open_permits_in_use": snap.permits_in_use,
+            "backend": self.backend,
+        }
+        if snap.extra:
+            stats.update(snap.extra)
+        return stats
+
+    # -- internals: admission ------------------------------------------------------------
+    async def _aadmit(self) -> Admission:
+        store = self._store
+        if store.inline:
+            admission = store.acquire_now(self._config)  # type: ignore[attr-defined]
+        else:
+            admission = await store.acquire(self._config)
+        return self._admitted(admission)
+
+    def _admit_sync(self) -> Admission:
+        store = self._store
+        if store.inline:
+            admission = store.acquire_now(self._config)  # type: ignore[attr-defined]
+        else:
+            admission = run_sync(store.acquire(self._config))
+        return self._admitted(admission)
+
+    def _admitted(self, admission: Admission) -> Admission:
+        if not self._store.inline:
+            self._observe(admission.state, admission.gen, admission.transition,
+                          admission.retry_after)
+        elif admission.transition is not None:
+            self._publish(admission.transition, remote=False)
+        if admission.allowed:
+            return admission
+        if self.events is not None:
+            emit(self.events, "breaker:rejected", name=self.name, state=admission.state.value,
+                             retry_after=admission.retry_after)
+        raise CircuitBreakerError(self.name, admission.retry_after)
+
+    # -- internals: outcome ----------------------------------------------------------------
+    def _classify(self, exc: BaseException | None) -> tuple[str, Classification]:
+        cfg = self._config
+        verdict = classify(exc, cfg.record_exceptions, cfg.ignore_exceptions)
+        if verdict.outcome is Outcome.SUCCESS:
+            return "success", verdict
+        if self.events is not None:
+            if verdict.auth_error:
+                emit(self.events, "auth:error", provider=verdict.provider or self.name,
+                                 breaker=self.name)
+            if verdict.outcome is Outcome.FAILURE:
+                emit(self.events, "breaker:failure", name=self.name, error=verdict.error)
+        return ("failure" if verdict.outcome is Outcome.FAILURE else "release"), verdict
+
+    async def _asettle(self, admission: Admission, exc: BaseException | None) -> None:
+        outcome, verdict = self._classify(exc)
+        store = self._store
+        if store.inline:
+            result = store.record_now(admission, outcome, self._config, verdict.error)  # type: ignore[attr-defined]
+        else:
+            result = await store.record(admission, outcome, self._config, verdict.error)
+        self._recorded(result)
+
+    def _settle_sync(self, admission: Admission, exc: BaseException | None) -> None:
+        outcome, verdict = self._classify(exc)
+        store = self._store
+        if store.inline:
+            result = store.record_now(admission, outcome, self._config, verdict.error)  # type: ignore[attr-defined]
+        else:
+            result = run_sync(store.record(admission, outcome, self._config, verdict.error))
+        self._recorded(result)
+
+    def _recorded(self, result: RecordResult) -> None:
+        if not self._store.inline:
+            self._observe(result.state, result.gen, result.transition, None)
+        elif result.transition is not None:
+            self._publish(result.transition, remote=False)
+
+    # -- internals: manual transitions and snapshots ---------------------------------------
+    async def _aforce(self, state: CircuitState, reason: str) -> None:
+        store = self._store
+        if store.inline:
+            result = store.force_now(state, self._config, reason)  # type: ignore[attr-defined]
+        else:
+            result = await store.force(state, self._config, reason)
+        self._forced(result)
+
+    def _force_sync(self, state: CircuitState, reason: str) -> None:
+        store = self._store
+        if store.inline:
+            result = store.force_now(state, self._config, reason)  # type: ignore[attr-defined]
+        else:
+            result = run_sync(store.force(state, self._config, reason))
+        self._forced(result)
+
+    def _forced(self, result: RecordResult) -> None:
+        if result.state is OPEN:
+            self._known_open_until = self.clock.now() + self._config.timeout_seconds
+        self._recorded(result)
+
+    async def _asnapshot(self) -> Snapshot:
+        store = self._store
+        snap = store.snapshot_now() if store.inline else await store.snapshot()  # type: ignore[attr-defined]
+        return self._snapshotted(snap)
+
+    def _snapshot_sync(self) -> Snapshot:
+        store = self._store
+        if store.inline:
+            return store.snapshot_now()  # type: ignore[attr-defined,no-any-return]
+        try:
+            snap = run_sync(store.snapshot())
+        except RuntimeError:  # called on kite_lab's own loop thread: last known state
+            return self._last_snapshot or Snapshot(state=self._known_state)
+        return self._snapshotted(snap)
+
+    def _snapshotted(self, snap: Snapshot) -> Snapshot:
+        self._last_snapshot = snap
+        if not self._store.inline:
+            stored = OPEN if snap.state is HALF_OPEN and snap.open_until else snap.state
+            self._observe(stored, snap.gen, None, None, open_until=snap.open_until)
+        return snap
+
+    # -- internals: state changes ------------------------------------------------------
+    def _observe(
+        self,
+        state: CircuitState,
+        gen: int,
+        transition: Transition | None,
+        retry_after: float | None,
+        open_until: float | None = None,
+    ) -> None:
+        """Update the last known state of a shared store from one of its answers.
+
+        ``gen`` counts the store's transitions: an answer older than one already applied
+        (responses on different connections can arrive out of order) changes nothing.
+        """
+        if transition is not None:
+            self._publish(transition, remote=False)
+        if gen < self._known_gen:
+            return
+        if state is OPEN:
+            if open_until is not None:
+                self._known_open_until = open_until
+            elif retry_after is not None:
+                self._known_open_until = self.clock.now() + retry_after
+            elif transition is not None or self._known_state is not OPEN:
+                self._known_open_until = self.clock.now() + self._config.timeout_seconds
+        old, old_gen = self._known_state, self._known_gen
+        self._known_state, self._known_gen = state, gen
+        if transition is None and state is not old and gen > old_gen:
+            self._publish(Transition(old, state, "changed by another process"), remote=True)
+
+    def _publish(self, transition: Transition, *, remote: bool) -> None:
+        if self.events is not None:
+            emit(
+                self.events,
+                "breaker:state",
+                name=self.name,
+                old=transition.old.value,
+                new=transition.new.value,
+                reason=transition.reason,
+                remote=remote,
+            )
+        listener = {OPEN: self.on_open, CLOSED: self.on_close, HALF_OPEN: self.on_half_open}[
+            transition.new
+        ]
+        if listener is not None:
+            try:
+                listener(self, transition)
+            except Exception:  # a broken listener must not break the call path
+                log.exception("breaker %r: listener %r failed", self.name, listener)
+
+
+async def _awaited(awaitable: Awaitable[T]) -> T:
+    return await awaitable
+
+
+def build_breaker(
+    name: str,
+    settings: KiteSettings,
+    events: EventBus | None = None,
+    *,
+    clock: Clock | None = None,
+    **config: Any,
+) -> CircuitBreaker:
+    """The breaker for ``name`` with the store ``settings.resolved_backend("breaker")`` picks.
+
+    ``memory``: this process only. ``redis``: shared by every process using the same
+    REDIS_URL and KITE_REDIS_PREFIX, with a local fallback while Redis is unreachable.
+    """
+    clock = clock or SYSTEM_CLOCK
+    cfg = CircuitBreakerConfig.from_settings(settings, **config)
+    backend = settings.resolved_backend("breaker")
+    store: BreakerStore
+    if backend == "redis":
+        from kite_lab.safety.breaker_fallback import FallbackBreakerStore
+        from kite_lab.safety.breaker_stores import RedisBreakerStore
+
+        assert settings.redis_url is not None  # resolved_backend checked it
+        primary = RedisBreakerStore(settings.redis_url, settings.kite_redis_prefix, name, clock)
+        store = FallbackBreakerStore(primary, name=name, events=events)
+    else:
+        store = MemoryBreakerStore(clock)
+    return CircuitBreaker(name, cfg, store=store, events=events, clock=clock)

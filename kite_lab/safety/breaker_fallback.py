@@ -1,0 +1,219 @@
+"""Policy when a shared (Redis) breaker cannot reach Redis: a local breaker, never a crash.
+
+A breaker exists to keep a sick dependency from taking the application down; a breaker
+that raises because *its own* store is down would do exactly that. So while Redis is
+unreachable each process falls back to an in-process breaker:
+
+- it starts from the last state this process saw in Redis (an open breaker stays open
+  until the same ``open_until``), so an outage does not silently close it;
+- entering fallback emits ``breaker:fallback`` (``active=True``) once, and leaving it
+  emits ``breaker:fallback`` (``active=False``); metrics count these events;
+- every ``retry_interval`` seconds (by the breaker's clock) the next call tries Redis
+  again; the first answer switches back, and Redis is the truth again (the local
+  counters are dropped);
+- a call admitted by one store records its outcome in the same store.
+
+Half-open permits taken in Redis by a process that then lost Redis expire with their
+lease (``max_half_open_seconds``), so they cannot wedge the shared breaker.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, TypeVar
+
+from kite_lab.core.events import EventBus
+from kite_lab.safety._events import emit
+from kite_lab.safety.breaker_stores import (
+    OPEN,
+    Admission,
+    BreakerStore,
+    MemoryBreakerStore,
+    RecordResult,
+    RedisBreakerStore,
+    Snapshot,
+)
+from kite_lab.safety.redis_client import describe_redis_error, is_redis_error
+
+if TYPE_CHECKING:
+    from kite_lab.safety.breaker import CircuitBreakerConfig
+    from kite_lab.safety.breaker_stores import CircuitState
+
+__all__ = ["FallbackBreakerStore"]
+
+_T = TypeVar("_T", Admission, RecordResult, Snapshot)
+_DOMAIN = 2**40
+
+log = logging.getLogger("kite_lab.safety.breaker")
+
+
+class FallbackBreakerStore(BreakerStore):
+    """Redis first; a local memory breaker while Redis is unreachable."""
+
+    inline = False
+
+    def __init__(
+        self,
+        primary: RedisBreakerStore,
+        *,
+        name: str,
+        events: EventBus | None = None,
+        retry_interval: float = 5.0,
+        local: MemoryBreakerStore | None = None,
+    ) -> None:
+        self.primary = primary
+        self.clock = primary.clock
+        self.local = local or MemoryBreakerStore(self.clock)
+        self.name = name
+        self.events = events
+        self.retry_interval = retry_interval
+        self.degraded = False
+        #: times this store entered fallback (also counted from breaker:fallback events)
+        self.fallback_count = 0
+        self.last_error: str | None = None
+        self._retry_at = 0.0
+        self._known_open_until: float | None = None
+        self._known_consecutive = 0
+        # answers carry gen = domain * 2**40 + the store's own transition count; the domain
+        # changes on every switch, so the breaker never mixes up the two stores' counts
+        self._domain = 0
+
+    @property
+    def backend(self) -> str:  # type: ignore[override]
+        return "memory (redis unreachable)" if self.degraded else "redis"
+
+    # -- policy ---------------------------------------------------------------------------
+    def _use_local(self) -> bool:
+        return self.degraded and self.clock.now() < self._retry_at
+
+    def _degrade(self, exc: BaseException, cfg: CircuitBreakerConfig) -> None:
+        self._retry_at = self.clock.now() + self.retry_interval
+        self.last_error = describe_redis_error(exc, self.primary.url)
+        if self.degraded:
+            return
+        self.degraded = True
+        self._domain += 1
+        self.fallback_count += 1
+        self.local = MemoryBreakerStore(self.clock)
+        open_until = self._known_open_until
+        if open_until is not None and open_until > self.clock.now():
+            seed = Snapshot(state=OPEN, open_until=open_until)
+        else:
+            seed = Snapshot(consecutive_failures=self._known_consecutive)
+        self.local.seed(seed, cfg)
+        log.warning("breaker %r: Redis unreachable (%s); using a local breaker", self.name,
+                    self.last_error)
+        if self.events is not None:
+            emit(self.events, "breaker:fallback", name=self.name, reason=self.last_error,
+                             active=True, backend="memory")
+
+    def _recover(self) -> None:
+        if not self.degraded:
+            return
+        self.degraded = False
+        self._domain += 1
+        log.warning("breaker %r: Redis reachable again; shared state resumes", self.name)
+        if self.events is not None:
+            emit(self.events, "breaker:fallback", name=self.name, reason="redis reachable again",
+                             active=False, backend="redis")
+
+    def _remember(self, state: CircuitState, retry_after: float | None,
+                  cfg: CircuitBreakerConfig, consecutive: int | None = None) -> None:
+        if state is OPEN:
+            if retry_after is not None:
+                self._known_open_until = self.clock.now() + retry_after
+            elif self._known_open_until is None:
+                self._known_open_until = self.clock.now() + cfg.timeout_seconds
+        else:
+            self._known_open_until = None
+        if consecutive is not None:
+            self._known_consecutive = consecutive
+
+    # -- the contract ---------------------------------------------------------------------
+    def _tag(self, answer: _T) -> _T:
+        answer.gen = self._domain * _DOMAIN + answer.gen % _DOMAIN
+        return answer
+
+    async def acquire(self, cfg: CircuitBreakerConfig) -> Admission:
+        return self._tag(await self._acquire(cfg))
+
+    async def record(
+        self, admission: Admission, outcome: str, cfg: CircuitBreakerConfig, error: str | None
+    ) -> RecordResult:
+        return self._tag(await self._record(admission, outcome, cfg, error))
+
+    async def force(
+        self, state: CircuitState, cfg: CircuitBreakerConfig, reason: str
+    ) -> RecordResult:
+        return self._tag(await self._force(state, cfg, reason))
+
+    async def snapshot(self) -> Snapshot:
+        return self._tag(await self._snapshot())
+
+    async def _acquire(self, cfg: CircuitBreakerConfig) -> Admission:
+        if self._use_local():
+            return self.local.acquire_now(cfg)
+        try:
+            admission = await self.primary.acquire(cfg)
+        except Exception as exc:
+            if not is_redis_error(exc):
+                raise
+            self._degrade(exc, cfg)
+            return self.local.acquire_now(cfg)
+        self._recover()
+        self._remember(admission.state, admission.retry_after, cfg)
+        return admission
+
+    async def _record(
+        self, admission: Admission, outcome: str, cfg: CircuitBreakerConfig, error: str | None
+    ) -> RecordResult:
+        if admission.store is not self.primary or self._use_local():
+            return self.local.record_now(admission, outcome, cfg, error)
+        try:
+            result = await self.primary.record(admission, outcome, cfg, error)
+        except Exception as exc:
+            if not is_redis_error(exc):
+                raise
+            self._degrade(exc, cfg)
+            return self.local.record_now(admission, outcome, cfg, error)
+        self._recover()
+        fresh_open = result.transition is not None and result.state is OPEN
+        self._remember(result.state, cfg.timeout_seconds if fresh_open else None, cfg,
+                       result.consecutive_failures)
+        return result
+
+    async def _force(
+        self, state: CircuitState, cfg: CircuitBreakerConfig, reason: str
+    ) -> RecordResult:
+        try:
+            result = await self.primary.force(state, cfg, reason)
+        except Exception as exc:
+            if not is_redis_error(exc):
+                raise
+            self._degrade(exc, cfg)
+            return self.local.force_now(state, cfg, reason)
+        self._recover()
+        self._remember(state, cfg.timeout_seconds if state is OPEN else None, cfg, 0)
+        return result
+
+    async def _snapshot(self) -> Snapshot:
+        if self._use_local():
+            return self._local_snapshot()
+        try:
+            snap = await self.primary.snapshot()
+        except Exception as exc:
+            if not is_redis_error(exc):
+                raise
+            from kite_lab.safety.breaker import CircuitBreakerConfig
+
+            self._degrade(exc, CircuitBreakerConfig(failure_threshold=10**9))
+            return self._local_snapshot()
+        self._recover()
+        self._known_open_until = snap.open_until if snap.state is OPEN else None
+        self._known_consecutive = snap.consecutive_failures
+        return snap
+
+    def _local_snapshot(self) -> Snapshot:
+        snap = self.local.snapshot_now()
+        snap.extra = {"fallback": True, "redis_error": self.last_error}
+        return snap

@@ -1,0 +1,230 @@
+"""Rate limits on the ``limits`` library: moving window, in memory or in Redis.
+
+``RateLimiter("10/minute")`` is what the HTTP service applies per API key or client IP
+(KITE_RATE_LIMIT) and what user code can use directly::
+
+    limiter = RateLimiter("10/minute", storage_url=settings.redis_url)
+    result = await limiter.hit(api_key)      # RateLimitResult(allowed, limit, remaining, ...)
+
+Moving window, not fixed window: a fixed window lets 2x the limit through around a
+window boundary. With ``storage_url`` (a Redis URL) every replica shares the counts (keys
+under ``{prefix}ratelimit:``, each with a TTL set by ``limits``); without it the counts
+are per process.
+
+Redis unreachable: by default the limiter *fails open* (the call is allowed, the
+result says ``degraded=True``, and ``ratelimit:error`` is emitted) -- a rate limiter
+must not turn a Redis outage into a full outage. ``fail_open=False`` rejects instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from kite_lab.core.errors import InvalidInput, RateLimitExceeded
+from kite_lab.core.runner import PerLoop, run_sync
+from kite_lab.safety.redis_client import (
+    COMMAND_TIMEOUT,
+    CONNECT_TIMEOUT,
+    describe_redis_error,
+    is_redis_error,
+)
+
+if TYPE_CHECKING:
+    from kite_lab.core.events import EventBus
+
+__all__ = ["RateLimitResult", "RateLimiter"]
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitResult:
+    allowed: bool
+    #: requests allowed per window
+    limit: int
+    #: requests left in the current window after this one
+    remaining: int
+    #: epoch seconds when the oldest counted request leaves the window
+    reset_at: float
+    #: seconds to wait before retrying; None when allowed
+    retry_after: float | None
+    #: True when the store was unreachable and the fail-open/closed policy decided
+    degraded: bool = False
+
+    def headers(self) -> dict[str, str]:
+        """``X-RateLimit-*`` (and ``Retry-After`` when rejected) for an HTTP response."""
+        headers = {
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Remaining": str(max(self.remaining, 0)),
+            "X-RateLimit-Reset": str(int(self.reset_at)),
+        }
+        if self.retry_after is not None:
+            headers["Retry-After"] = str(max(1, int(self.retry_after + 0.999)))
+        return headers
+
+
+class RateLimiter:
+    """A moving-window limit such as ``"10/minute"`` or ``"100 per hour"``."""
+
+    def __init__(
+        self,
+        limit: str = "10/minute",
+        key: str = "default",
+        *,
+        storage_url: str | None = None,
+        prefix: str = "kite:",
+        events: EventBus | None = None,
+        fail_open: bool = True,
+    ) -> None:
+        from limits import parse
+
+        try:
+            self.item = parse(limit)
+        except (ValueError, TypeError) as exc:
+            raise InvalidInput(
+                f"invalid rate limit {limit!r} ({exc}); use e.g. '10/minute', "
+                "'100 per hour' or '5/second'"
+            ) from None
+        if self.item.amount <= 0:
+            raise InvalidInput(f"rate limit {limit!r} must allow at least one request")
+        self.limit = limit
+        self.default_key = _check_key(key)
+        self.storage_url = storage_url
+        self.prefix = prefix
+        self.events = events
+        self.fail_open = fail_open
+        self._memory: Any = None
+        self._memory_lock = threading.Lock()
+        self._async: PerLoop[Any] | None = None
+        if storage_url is not None:
+            self._async = PerLoop(self._make_async_limiter)
+
+    def __repr__(self) -> str:
+        return f"<RateLimiter {self.limit!r} ({self.backend})>"
+
+    @property
+    def backend(self) -> str:
+        return "redis" if self.storage_url else "memory"
+
+    # -- storage -----------------------------------------------------------------------------
+    def _memory_limiter(self) -> Any:
+        if self._memory is None:
+            with self._memory_lock:
+                if self._memory is None:
+                    from limits.storage import MemoryStorage
+                    from limits.strategies import MovingWindowRateLimiter
+
+                    self._memory = MovingWindowRateLimiter(MemoryStorage())
+        return self._memory
+
+    def _make_async_limiter(self) -> Any:
+        from limits.aio.storage import RedisStorage
+        from limits.aio.strategies import MovingWindowRateLimiter
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+
+        assert self.storage_url is not None
+        url = self.storage_url
+        storage = RedisStorage(
+            url if url.startswith("async+") else "async+" + url,
+            implementation="redispy",
+            key_prefix=self.prefix + "ratelimit",
+            socket_connect_timeout=CONNECT_TIMEOUT,
+            socket_timeout=COMMAND_TIMEOUT,
+            retry=Retry(NoBackoff(), 1),  # type: ignore[arg-type]
+        )
+        return MovingWindowRateLimiter(storage)
+
+    # -- the API -------------------------------------------------------------------------------
+    async def hit(self, key: str | None = None, cost: int = 1) -> RateLimitResult:
+        """Count one request (``cost`` units) for ``key``; say whether it is allowed."""
+        key = _check_key(key) if key is not None else self.default_key
+        if isinstance(cost, bool) or not isinstance(cost, int) or cost <= 0:
+            raise InvalidInput(f"cost must be a positive integer, got {cost!r}")
+        if self._async is None:
+            limiter = self._memory_limiter()
+            allowed = limiter.hit(self.item, key, cost=cost)
+            reset_at, remaining = limiter.get_window_stats(self.item, key)
+        else:
+            limiter = self._async.get()
+            try:
+                allowed = await limiter.hit(self.item, key, cost=cost)
+                reset_at, remaining = await limiter.get_window_stats(self.item, key)
+            except Exception as exc:
+                return self._degraded(exc, key)
+        return self._result(bool(allowed), key, reset_at, remaining)
+
+    def hit_sync(self, key: str | None = None, cost: int = 1) -> RateLimitResult:
+        """``hit`` for sync code (works inside a running loop too)."""
+        return run_sync(self.hit(key, cost))
+
+    async def enforce(self, key: str | None = None, cost: int = 1) -> RateLimitResult:
+        """``hit``, raising ``RateLimitExceeded`` (with ``retry_after``) when not allowed."""
+        result = await self.hit(key, cost)
+        if not result.allowed:
+            raise RateLimitExceeded(self.limit, result.retry_after)
+        return result
+
+    async def peek(self, key: str | None = None) -> RateLimitResult:
+        """The current window for ``key`` without counting a request."""
+        key = _check_key(key) if key is not None else self.default_key
+        if self._async is None:
+            reset_at, remaining = self._memory_limiter().get_window_stats(self.item, key)
+        else:
+            try:
+                reset_at, remaining = await self._async.get().get_window_stats(self.item, key)
+            except Exception as exc:
+                return self._degraded(exc, key, emit_rejection=False)
+        return self._result(remaining > 0, key, reset_at, remaining, emit=False)
+
+    async def reset(self, key: str | None = None) -> None:
+        """Forget the requests counted for ``key``."""
+        key = _check_key(key) if key is not None else self.default_key
+        if self._async is None:
+            self._memory_limiter().clear(self.item, key)
+        else:
+            await self._async.get().clear(self.item, key)
+
+    # -- internals -----------------------------------------------------------------------------
+    def _result(self, allowed: bool, key: str, reset_at: float, remaining: int,
+                emit: bool = True) -> RateLimitResult:
+        retry_after = None if allowed else max(0.0, reset_at - time.time())
+        result = RateLimitResult(allowed, self.item.amount, max(int(remaining), 0),
+                                 float(reset_at), retry_after)
+        if not allowed and emit and self.events is not None:
+            self.events.emit("ratelimit:rejected", limit=self.limit, key=_hashed(key),
+                             retry_after=retry_after, backend=self.backend)
+        return result
+
+    def _degraded(self, exc: Exception, key: str, emit_rejection: bool = True) -> RateLimitResult:
+        if not is_redis_error(exc) and not _is_limits_storage_error(exc):
+            raise exc
+        detail = describe_redis_error(exc, self.storage_url)
+        if self.events is not None:
+            self.events.emit("ratelimit:error", limit=self.limit, key=_hashed(key),
+                             error=detail, fail_open=self.fail_open)
+        now = time.time()
+        window = float(self.item.get_expiry())
+        if self.fail_open:
+            return RateLimitResult(True, self.item.amount, self.item.amount, now + window,
+                                   None, degraded=True)
+        return RateLimitResult(False, self.item.amount, 0, now + window, window, degraded=True)
+
+
+def _is_limits_storage_error(exc: Exception) -> bool:
+    from limits.errors import StorageError
+
+    return isinstance(exc, StorageError)
+
+
+def _hashed(key: str) -> str:
+    """Keys are API keys or client IPs: events carry a short hash instead."""
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
+
+
+def _check_key(key: Any) -> str:
+    if not isinstance(key, str) or not key:
+        raise InvalidInput(f"rate limit keys must be non-empty strings, got {key!r}")
+    return key

@@ -1,0 +1,105 @@
+"""Output rendering: every format's mime bundle, the footer ($ escaped), provenance, and
+the parsing functions the exporter reuses."""
+
+from __future__ import annotations
+
+import pytest
+
+from kite_lab.core.errors import OutputParseError
+from kite_lab.core.types import Completion, RunResult, Usage
+from kite_lab.notebook.render import (
+    CellOutput,
+    KiteText,
+    escape_dollars,
+    extract_code,
+    footer_text,
+    parse_json,
+    parse_output,
+    provenance,
+    to_dataframe,
+)
+
+
+def _completion(**kw: object) -> Completion:
+    base = dict(text="hi", provider="openai", model="gpt-4o-mini", usage=Usage(12, 30),
+                cost_usd=0.00002, latency_s=0.84)
+    base.update(kw)
+    return Completion(**base)  # type: ignore[arg-type]
+
+
+def test_footer() -> None:
+    text = footer_text(_completion())
+    assert text == ("openai/gpt-4o-mini · 42 tokens (12 in, 30 out) · $0.000020 · 840 ms · "
+                    "not cached")
+    assert "cost unknown" in footer_text(_completion(cost_usd=None, cached=True))
+    assert "cached" in footer_text(_completion(cached=True))
+    run = RunResult(response="x", success=True, iterations=2, agent="bot", prompt_tokens=3,
+                    completion_tokens=4, cost_usd=0.0, latency_s=1.5)
+    assert footer_text(run).startswith("agent bot · 7 tokens")
+
+
+def test_markdown_footer_escapes_dollars_and_carries_metadata() -> None:
+    out = CellOutput("Costs $5 and $10", "markdown", footer=footer_text(_completion()),
+                     metadata={"target": "x"})
+    data, meta = out._repr_mimebundle_()
+    md = data["text/markdown"]
+    assert md.startswith("Costs $5 and $10")  # the answer itself is untouched
+    footer = md.split("\n\n")[-1]
+    assert "\\$0.000020" in footer and "$0" not in footer.replace("\\$", "")
+    assert meta == {"kite_lab": {"target": "x"}}
+
+
+@pytest.mark.parametrize("fmt, mime", [("markdown", "text/markdown"), ("text", "text/plain"),
+                                       ("html", "text/html"), ("code", "text/markdown")])
+def test_text_formats(fmt: str, mime: str) -> None:
+    data, _ = CellOutput("```python\nx = 1\n```", fmt, footer="f")._repr_mimebundle_()
+    assert mime in data and "text/plain" in data
+
+
+def test_json_and_df_formats() -> None:
+    value = parse_output('```json\n[{"a": 1, "b": "x"}, {"a": 2, "b": "y"}]\n```', "json")
+    assert value == [{"a": 1, "b": "x"}, {"a": 2, "b": "y"}]
+    data, _ = CellOutput("", "json", value)._repr_mimebundle_()
+    assert '"a": 1' in data["text/plain"]
+    frame = parse_output('[{"a": 1}, {"a": 2}]', "df")
+    assert list(frame["a"]) == [1, 2]
+    data, _ = CellOutput("", "df", frame, footer="f")._repr_mimebundle_()
+    assert "<table" in data["text/html"]
+
+
+def test_dataframe_shapes() -> None:
+    assert len(to_dataframe({"rows": [{"a": 1}, {"a": 2}]})) == 2
+    assert list(to_dataframe({"a": [1, 2], "b": [3, 4]}).columns) == ["a", "b"]
+    assert len(to_dataframe({"a": 1})) == 1
+    with pytest.raises(OutputParseError, match="records"):
+        to_dataframe([1, 2])
+
+
+def test_json_error_names_the_text() -> None:
+    with pytest.raises(OutputParseError, match="not JSON.*Sure! Here"):
+        parse_json("Sure! Here is the data")
+
+
+def test_code_extraction_and_value() -> None:
+    assert extract_code("Here:\n```python\nprint(1)\n```\nDone") == ("print(1)", "python")
+    assert extract_code("print(2)") == ("print(2)", "")
+    value = parse_output("```py\nx=1\n```", "code")
+    assert isinstance(value, KiteText) and value == "x=1"
+
+
+def test_kite_text_is_a_str_with_its_completion() -> None:
+    completion = _completion()
+    text = parse_output("hello", "markdown", completion)
+    assert text == "hello" and text.upper() == "HELLO" and text.completion is completion
+
+
+def test_escape_dollars() -> None:
+    assert escape_dollars("$1 and \\$2") == "\\$1 and \\$2"
+
+
+def test_provenance_has_no_secrets_and_hashes_the_prompt() -> None:
+    info = provenance(target="fast", provider="openai", model="m", params={"temperature": 0},
+                      prompt="p", fmt="text", system="s", session="x")
+    assert info["prompt_sha256"] == (
+        "148de9c5a7a44d19e56cd9ae1a554bf67847afb0c58f6e12fa29ac7ddfca9940")
+    assert info["kite_lab_version"] and info["session"] == "x" and "system_sha256" in info

@@ -7,10 +7,13 @@ machines are shared and noisy; run_all.py collects the BENCH_JSON lines into BEN
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
+import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -76,3 +79,26 @@ def report(figures: list[Figure]) -> None:
         goal = f"  goal: {f.goal}" if f.goal else ""
         print(f"{f.name}: {f.value:.4g} {f.unit}{spread}{goal}")
     print("BENCH_JSON " + json.dumps([asdict(f) for f in figures]))
+
+
+@contextlib.contextmanager
+def fake_server_process(latency: float = 0.0) -> Iterator[str]:
+    """A FakeLLMServer in its own process (so it does not share our GIL); yields base_url."""
+    code = (
+        "import sys, time\n"
+        "from kite_lab.testing import FakeLLMServer\n"
+        "with FakeLLMServer() as s:\n"
+        f"    s.latency = {latency!r}\n"
+        "    print(s.base_url, flush=True)\n"
+        "    sys.stdin.read()\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        yield proc.stdout.readline().strip()
+    finally:
+        assert proc.stdin is not None
+        proc.stdin.close()
+        proc.wait(timeout=10)

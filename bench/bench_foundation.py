@@ -14,7 +14,14 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import Figure, paired_ratios, parse_args, report, summarize  # noqa: E402
+from _common import (  # noqa: E402
+    Figure,
+    fake_server_process,
+    paired_ratios,
+    parse_args,
+    report,
+    summarize,
+)
 
 
 def _startup(code: str) -> float:
@@ -30,48 +37,102 @@ def import_cost(repeat: int) -> Figure:
         ours = _startup("from kite_lab import Kite; Kite()")
         diffs.append((ours - bare) * 1000)
     return summarize(
-        "import kite_lab + Kite() over bare python", diffs, "ms",
-        goal="<= 50 ms", baseline="python -c pass (same run, interleaved)",
+        "import kite_lab + Kite() over bare python",
+        diffs,
+        "ms",
+        goal="<= 50 ms",
+        baseline="python -c pass (same run, interleaved)",
     )
 
 
 def pipeline_vs_sdk(number: int, repeat: int) -> list[Figure]:
+    """Pipeline vs raw SDK, async (the primary path) and sync, server in another process."""
     import anthropic
     import openai
 
     from kite_lab import Kite
-    from kite_lab.testing import FakeLLMServer
+    from kite_lab.core.runner import run_sync
 
+    prompt = "What is the capital of France?"
+    messages = [{"role": "user", "content": prompt}]
+    models = {"openai": "gpt-4o-mini", "anthropic": "claude-3-5-haiku-20241022"}
     figures = []
-    with FakeLLMServer() as server:
+    with fake_server_process() as base_url:
         config = {
-            "openai_api_key": "sk-bench", "openai_base_url": server.openai_base_url,
-            "anthropic_api_key": "sk-ant-bench", "anthropic_base_url": server.anthropic_base_url,
+            "openai_api_key": "sk-bench",
+            "openai_base_url": base_url + "/v1",
+            "anthropic_api_key": "sk-ant-bench",
+            "anthropic_base_url": base_url,
             "cache_backend": "none",
         }
-        raw_openai = openai.OpenAI(api_key="sk-bench", base_url=server.openai_base_url, max_retries=0)
-        raw_anthropic = anthropic.Anthropic(
-            api_key="sk-ant-bench", base_url=server.anthropic_base_url, max_retries=0
-        )
-        messages = [{"role": "user", "content": "What is the capital of France?"}]
-        cases = {
-            "openai": lambda: raw_openai.chat.completions.create(model="gpt-4o-mini", messages=messages),
-            "anthropic": lambda: raw_anthropic.messages.create(
-                model="claude-3-5-haiku-20241022", messages=messages, max_tokens=64
+        sdk_kwargs = {"max_retries": 0}
+        raw = {
+            "openai": (
+                openai.OpenAI(api_key="sk-bench", base_url=base_url + "/v1", **sdk_kwargs),
+                openai.AsyncOpenAI(api_key="sk-bench", base_url=base_url + "/v1", **sdk_kwargs),
+            ),
+            "anthropic": (
+                anthropic.Anthropic(api_key="sk-ant-bench", base_url=base_url, **sdk_kwargs),
+                anthropic.AsyncAnthropic(api_key="sk-ant-bench", base_url=base_url, **sdk_kwargs),
             ),
         }
-        models = {"openai": "gpt-4o-mini", "anthropic": "claude-3-5-haiku-20241022"}
-        for provider, raw_call in cases.items():
+
+        def raw_call(client: object, provider: str) -> object:
+            if provider == "openai":
+                return client.chat.completions.create(model=models[provider], messages=messages)
+            return client.messages.create(model=models[provider], messages=messages, max_tokens=64)
+
+        for provider in ("openai", "anthropic"):
             ai = Kite(config={**config, "llm_provider": provider, "llm_model": models[provider]})
-            ours = lambda ai=ai: ai.complete("What is the capital of France?", max_tokens=64)  # noqa: E731
-            ours(), raw_call()  # warm both: clients, connections, imports
-            ratios, ours_s, base_s = paired_ratios(ours, raw_call, number=number, repeat=repeat)
-            figures.append(summarize(
-                f"ai.complete via pipeline / raw {provider} SDK (fake server)", ratios, "x",
-                goal="<= 1.05x", baseline=f"{provider} SDK sync call, same server, same run",
-                extra={"ours_ms": statistics.median(ours_s) * 1000,
-                       "raw_ms": statistics.median(base_s) * 1000},
-            ))
+            sync_client, async_client = raw[provider]
+
+            async def ours_async(n: int, ai: Kite = ai) -> None:
+                for _ in range(n):
+                    await ai.acomplete(prompt, max_tokens=64)
+
+            async def raw_async(n: int, client: object = async_client, p: str = provider) -> None:
+                for _ in range(n):
+                    await raw_call(client, p)
+
+            run_sync(ours_async(3)), run_sync(raw_async(3))  # warm clients and connections
+            ratios, ours_s, base_s = paired_ratios(
+                lambda: run_sync(ours_async(number)),
+                lambda: run_sync(raw_async(number)),
+                number=1,
+                repeat=repeat,
+            )
+            figures.append(
+                summarize(
+                    f"await ai.acomplete / raw async {provider} SDK (fake server)",
+                    ratios,
+                    "x",
+                    goal="<= 1.05x",
+                    baseline=f"Async {provider} client, same loop, same run",
+                    extra={
+                        "ours_ms": statistics.median(ours_s) * 1000 / number,
+                        "raw_ms": statistics.median(base_s) * 1000 / number,
+                    },
+                )
+            )
+            ours_sync = lambda ai=ai: ai.complete(prompt, max_tokens=64)  # noqa: E731
+            raw_sync = lambda c=sync_client, p=provider: raw_call(c, p)  # noqa: E731
+            ours_sync(), raw_sync()
+            ratios, ours_s, base_s = paired_ratios(
+                ours_sync, raw_sync, number=number, repeat=repeat
+            )
+            figures.append(
+                summarize(
+                    f"ai.complete (sync) / raw sync {provider} SDK (fake server)",
+                    ratios,
+                    "x",
+                    goal="<= 1.05x",
+                    baseline=f"sync {provider} client, same run",
+                    extra={
+                        "ours_ms": statistics.median(ours_s) * 1000,
+                        "raw_ms": statistics.median(base_s) * 1000,
+                    },
+                )
+            )
             ai.close()
     return figures
 
@@ -79,7 +140,7 @@ def pipeline_vs_sdk(number: int, repeat: int) -> list[Figure]:
 def main() -> None:
     args = parse_args(__doc__ or "")
     figures = [import_cost(repeat=3 if args.quick else 15)]
-    figures += pipeline_vs_sdk(number=5 if args.quick else 200, repeat=2 if args.quick else 7)
+    figures += pipeline_vs_sdk(number=5 if args.quick else 200, repeat=2 if args.quick else 9)
     report(figures)
 
 

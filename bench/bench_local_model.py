@@ -101,20 +101,33 @@ def generation(path: Path, repeat: int, max_tokens: int) -> list[Figure]:
 
     runner.run(provider.generate(request(-1)))  # warm: load, first-call allocations
     raw.create_chat_completion([{"role": "user", "content": prompt(-1)}], max_tokens=4)
-    ours_tps, raw_tps, ours_first, raw_first = [], [], [], []
-    for i in range(repeat):
+    def raw_generate(i: int) -> tuple[str, float]:
         started = time.perf_counter()
-        expected = raw.create_chat_completion([{"role": "user", "content": prompt(i)}],
-                                              temperature=0, max_tokens=max_tokens)
-        raw_tps.append(expected["usage"]["completion_tokens"] / (time.perf_counter() - started))
+        out = raw.create_chat_completion([{"role": "user", "content": prompt(i)}],
+                                         temperature=0, max_tokens=max_tokens)
+        tps = out["usage"]["completion_tokens"] / (time.perf_counter() - started)
+        return out["choices"][0]["message"]["content"], tps
+
+    def ours_generate(i: int) -> tuple[str, float]:
         started = time.perf_counter()
         completion = runner.run(provider.generate(request(i)))
-        ours_tps.append(completion.usage.completion_tokens / (time.perf_counter() - started))
-        if completion.text != expected["choices"][0]["message"]["content"]:
-            raise SystemExit(f"ours and raw disagree on prompt {i}: the comparison is void")
+        return completion.text, completion.usage.completion_tokens / (time.perf_counter() - started)
+
+    ours_tps, raw_tps, ours_first, raw_first = [], [], [], []
+    for i in range(repeat):
         j = repeat + i  # fresh prompts for the first-token race
-        raw_first.append(raw_ttft(j) * 1000)
-        ours_first.append(runner.run(ours_ttft(j)) * 1000)
+        if i % 2:  # alternate who goes first, so drift does not favour one side
+            (ours_text, o), (raw_text, r) = ours_generate(i), raw_generate(i)
+            ours_first.append(runner.run(ours_ttft(j)) * 1000)
+            raw_first.append(raw_ttft(j) * 1000)
+        else:
+            (raw_text, r), (ours_text, o) = raw_generate(i), ours_generate(i)
+            raw_first.append(raw_ttft(j) * 1000)
+            ours_first.append(runner.run(ours_ttft(j)) * 1000)
+        if ours_text != raw_text:
+            raise SystemExit(f"ours and raw disagree on prompt {i}: the comparison is void")
+        ours_tps.append(o)
+        raw_tps.append(r)
     runner.close()
     raw.close()
     return [

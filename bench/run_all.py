@@ -26,8 +26,18 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
 OUTPUT = ROOT / "BENCHMARKS.md"
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
-PACKAGES = ["kite-lab", "openai", "anthropic", "faiss-cpu", "fastembed", "redis", "fastapi",
-            "llama-cpp-python", "sqlmodel", "ipykernel"]
+PACKAGES = [
+    "kite-lab",
+    "openai",
+    "anthropic",
+    "faiss-cpu",
+    "fastembed",
+    "redis",
+    "fastapi",
+    "llama-cpp-python",
+    "sqlmodel",
+    "ipykernel",
+]
 TIMEOUT_S = {"quick": 240, "full": 900}
 
 
@@ -42,12 +52,17 @@ def run(script: Path, quick: bool) -> tuple[list[dict], str]:
     cmd = [sys.executable, str(script)] + (["--quick"] if quick else [])
     started = time.perf_counter()
     proc = subprocess.run(
-        cmd, capture_output=True, text=True, cwd=ROOT,
+        cmd,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
         timeout=TIMEOUT_S["quick" if quick else "full"],
     )
     elapsed = time.perf_counter() - started
     if proc.returncode != 0:
-        raise RuntimeError(f"{script.name} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+        raise RuntimeError(
+            f"{script.name} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+        )
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("BENCH_JSON ")]
     if not lines:
         raise RuntimeError(f"{script.name} printed no BENCH_JSON line:\n{proc.stdout}")
@@ -77,6 +92,7 @@ def render(results: dict[str, tuple[list[dict], str]]) -> str:
     ]
     for script, (figures, elapsed) in results.items():
         for f in figures:
+
             def fmt(v: float | None) -> str:
                 return "" if v is None else f"{v:.4g}"
 

@@ -53,7 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the FastAPI service")
-    serve.add_argument("--app", help="module:app or module exposing agents (e.g. an exported notebook)")
+    serve.add_argument(
+        "--app", help="module:app or module exposing agents (e.g. an exported notebook)"
+    )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1)

@@ -167,7 +167,7 @@ class Kite:
     @property
     def breakers(self) -> dict[str, Any]:
         """Every breaker built so far, by provider (the default one included)."""
-        self.circuit_breaker
+        self.circuit_breaker  # noqa: B018 - builds the default breaker
         return dict(self._breakers)
 
     def response_cache(self) -> Any | None:
@@ -183,7 +183,9 @@ class Kite:
     def cache(self) -> Any:
         cache = self.response_cache()
         if cache is None:
-            raise ConfigError("the response cache is off (CACHE_BACKEND=none); set it to memory or redis")
+            raise ConfigError(
+                "the response cache is off (CACHE_BACKEND=none); set it to memory or redis"
+            )
         return cache
 
     @property
@@ -194,13 +196,17 @@ class Kite:
     def idempotency(self) -> Any:
         from kite_lab.safety.idempotency import build_idempotency
 
-        return self._component("idempotency", lambda: build_idempotency(self.settings, self.event_bus))
+        return self._component(
+            "idempotency", lambda: build_idempotency(self.settings, self.event_bus)
+        )
 
     @property
     def kill_switch(self) -> Any:
         from kite_lab.safety.kill_switch import build_kill_switch
 
-        return self._component("kill_switch", lambda: build_kill_switch(self.settings, self.event_bus))
+        return self._component(
+            "kill_switch", lambda: build_kill_switch(self.settings, self.event_bus)
+        )
 
     def kill_switch_or_none(self) -> Any:
         return self.kill_switch
@@ -339,12 +345,19 @@ class Kite:
             self._tools = ToolRegistry()
         return self._tools
 
-    def create_tool(self, name: str, func: Callable[..., Any], description: str | None = None) -> Any:
+    def create_tool(
+        self, name: str, func: Callable[..., Any], description: str | None = None
+    ) -> Any:
         """A tool whose JSON schema comes from ``func``'s type hints and docstring."""
         return self.tools.create(name, func, description)
 
-    def tool(self, func: Callable[..., Any] | None = None, *, name: str | None = None,
-             description: str | None = None) -> Any:
+    def tool(
+        self,
+        func: Callable[..., Any] | None = None,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+    ) -> Any:
         """Decorator form of ``create_tool``: ``@ai.tool`` or ``@ai.tool(name=...)``."""
 
         def register(f: Callable[..., Any]) -> Any:

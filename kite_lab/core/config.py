@@ -219,7 +219,9 @@ def check_env_file(path: str | os.PathLike[str] = ".env") -> None:
                 raise EnvFileError(str(env_path), binding.original.line + blank, text)
 
 
-def load_settings(overrides: Mapping[str, Any] | None = None, env_file: str | None = ".env") -> KiteSettings:
+def load_settings(
+    overrides: Mapping[str, Any] | None = None, env_file: str | None = ".env"
+) -> KiteSettings:
     """Build settings from defaults, .env, the environment and ``overrides`` (in that order)."""
     overrides = dict(overrides or {})
     _check_keys(overrides)
@@ -238,9 +240,7 @@ def _check_keys(keys: Iterator[str] | Mapping[str, Any]) -> None:
     valid = KiteSettings.model_fields
     for key in keys:
         if key not in valid:
-            raise KeyError(
-                f"unknown config key {key!r}; valid keys: {', '.join(sorted(valid))}"
-            )
+            raise KeyError(f"unknown config key {key!r}; valid keys: {', '.join(sorted(valid))}")
 
 
 class KiteConfig(MutableMapping[str, Any]):

@@ -173,7 +173,12 @@ class ProviderError(KiteError):
         code: str | None = None,
         retry_after: float | None = None,
     ) -> None:
-        self.provider, self.status, self.code, self.retry_after = provider, status, code, retry_after
+        self.provider, self.status, self.code, self.retry_after = (
+            provider,
+            status,
+            code,
+            retry_after,
+        )
         self.message = redact(message)
         prefix = f"{provider}: " if provider else ""
         suffix = f" (HTTP {status})" if status else ""
@@ -228,7 +233,8 @@ class CircuitBreakerError(SafetyError):
         self.name, self.retry_after = name, retry_after
         wait = f"; retry in {retry_after:.1f} s" if retry_after is not None else ""
         super().__init__(
-            message or f"circuit breaker {name!r} is open{wait} (ai.circuit_breaker.reset() closes it)"
+            message
+            or f"circuit breaker {name!r} is open{wait} (ai.circuit_breaker.reset() closes it)"
         )
 
 

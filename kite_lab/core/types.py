@@ -232,7 +232,9 @@ class RunResult(Mapping[str, Any]):
 
 def canonical_json(value: Any) -> str:
     """Deterministic JSON: sorted keys, no whitespace; used for cache keys and fingerprints."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_default)
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_default
+    )
 
 
 def _default(value: Any) -> Any:

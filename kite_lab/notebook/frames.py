@@ -75,7 +75,10 @@ def _num(value: Any) -> float:
 
 def calls_df(source: Any) -> pd.DataFrame:
     """One row per LLM call: time, provider, model, tokens, cost, latency, cached,
-    breaker state at the time of the call, error class (or <NA>)."""
+    breaker state at the time of the call, error class (or <NA>).
+
+    A cache hit has cost 0 and the latency of the lookup; failed calls have no tokens and a
+    NaN cost; an unpriced model has a NaN cost (unknown, never guessed)."""
     events = [e for e in events_of(source, "llm:*") if e.name in ("llm:response", "llm:error")]
     transitions = _transitions(source)
     cols: dict[str, list[Any]] = {name: [] for name in CALL_COLUMNS}
@@ -91,9 +94,12 @@ def calls_df(source: Any) -> pd.DataFrame:
         cols["prompt_tokens"].append(prompt if ok else None)
         cols["completion_tokens"].append(answer if ok else None)
         cols["total_tokens"].append((prompt or 0) + (answer or 0) if ok else None)
-        cols["cost_usd"].append(_num(d.get("cost_usd")) if ok else float("nan"))
+        cached = bool(d.get("cached")) if ok else False
+        # a cache hit costs nothing (its event repeats the original call's price)
+        cost = (0.0 if cached else _num(d.get("cost_usd"))) if ok else float("nan")
+        cols["cost_usd"].append(cost)
         cols["latency_s"].append(_num(d.get("latency_s")))
-        cols["cached"].append(bool(d.get("cached")) if ok else False)
+        cols["cached"].append(cached)
         cols["breaker_state"].append(_state_at(transitions, provider, event.time))
         cols["error"].append(None if ok else d.get("error"))
         cols["request_id"].append(d.get("request_id"))

@@ -140,9 +140,12 @@ def footer_text(result: Completion | RunResult) -> str:
         cost, latency = result.cost_usd, result.latency_s
     else:
         head = f"{result.provider}/{result.model}"
-        tail = ["cached" if result.cached else "not cached"]
         usage = result.usage
         tokens, prompt, answer = usage.total_tokens, usage.prompt_tokens, usage.completion_tokens
+        if result.cached:  # nothing was spent or waited for this time
+            return " · ".join([head, f"{tokens} tokens ({prompt} in, {answer} out)", "$0",
+                               "cached"])
+        tail = ["not cached"]
         cost, latency = result.cost_usd, result.latency_s
     cost_text = "cost unknown" if cost is None else f"${cost:.6f}"
     parts = [head, f"{tokens} tokens ({prompt} in, {answer} out)", cost_text,

@@ -452,7 +452,20 @@ def _hits_html(hits: list[dict[str, Any]]) -> str:
 
 
 def load_with_progress(ai: Any, path: str, doc_id: str | None = None) -> Any:
-    """``ai.load_document`` with a tqdm.notebook progress bar (for directories)."""
+    """``ai.load_document`` with a tqdm.notebook progress bar (one step per file)."""
     from tqdm.notebook import tqdm
 
-    return ai.load_document(path, doc_id=doc_id, progress=tqdm)
+    bar: Any = None
+
+    def progress(done: int, total: int, current: Any) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, unit="file", desc="Loading documents")
+        bar.set_postfix_str(str(current)[-40:], refresh=False)
+        bar.update(done - bar.n)
+
+    try:
+        return ai.load_document(path, doc_id=doc_id, progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()

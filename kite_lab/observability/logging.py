@@ -114,6 +114,8 @@ def uvicorn_log_config(level: str = "INFO") -> dict[str, Any]:
             "uvicorn.error": {"level": level},
             "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
         },
+        # other libraries' warnings and errors: JSON lines too, redacted like ours
+        "root": {"handlers": ["default"], "level": "WARNING"},
     }
 
 

@@ -183,9 +183,10 @@ class GuideMetric:
             raise ValueError(
                 f"{self.metric._name} has labels {sorted(self.defaults)}, not {sorted(unknown)}"
             )
-        if not self.defaults:
-            return self.metric
-        return self.metric.labels(**(self.defaults | {k: str(v) for k, v in labels.items()}))
+        child = self.metric
+        if self.defaults:
+            child = self.metric.labels(**(self.defaults | {k: str(v) for k, v in labels.items()}))
+        return child if self._convert is float else _ConvertingChild(child, self._convert)
 
     def _child(self) -> Any:
         if self._default_child is None:
@@ -199,7 +200,7 @@ class GuideMetric:
         self._child().dec(amount)
 
     def set(self, value: Any) -> None:
-        self._child().set(self._convert(value))
+        self._child().set(value)
 
     def observe(self, value: float) -> None:
         self._child().observe(value)
@@ -210,6 +211,21 @@ class GuideMetric:
 
     def __repr__(self) -> str:
         return f"GuideMetric({self.name!r}, labels={sorted(self.defaults)})"
+
+
+class _ConvertingChild:
+    """A labelled child whose ``set`` accepts what the metric's converter does."""
+
+    __slots__ = ("_child", "_convert")
+
+    def __init__(self, child: Any, convert: Callable[[Any], float]) -> None:
+        self._child, self._convert = child, convert
+
+    def set(self, value: Any) -> None:
+        self._child.set(self._convert(value))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._child, name)
 
 
 class KiteMetrics:

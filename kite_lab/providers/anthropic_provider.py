@@ -16,7 +16,14 @@ from pydantic import Field
 from kite_lab.core.errors import MissingAPIKey
 from kite_lab.core.runner import PerLoop
 from kite_lab.core.types import Completion, StreamChunk, ToolCall, Usage
-from kite_lab.providers.base import BaseOptions, Capabilities, LLMProvider, LLMRequest, split_system
+from kite_lab.providers.base import (
+    BaseOptions,
+    Capabilities,
+    LLMProvider,
+    LLMRequest,
+    fit_to_signature,
+    split_system,
+)
 from kite_lab.providers.errors import map_sdk_error
 from kite_lab.providers.openai_compat import parse_tool_arguments
 
@@ -42,8 +49,11 @@ def to_anthropic_messages(request: LLMRequest) -> tuple[str | None, list[dict[st
                 "content": message.content,
             }
             # consecutive tool results belong in one user turn
-            if out and out[-1]["role"] == "user" and isinstance(out[-1]["content"], list) and all(
-                b.get("type") == "tool_result" for b in out[-1]["content"]
+            if (
+                out
+                and out[-1]["role"] == "user"
+                and isinstance(out[-1]["content"], list)
+                and all(b.get("type") == "tool_result" for b in out[-1]["content"])
             ):
                 out[-1]["content"].append(block)
             else:
@@ -67,8 +77,12 @@ def _tool_choice(choice: str | dict[str, Any] | None) -> dict[str, Any] | None:
         return None
     if isinstance(choice, dict):
         return {"type": "tool", "name": choice["name"]} if "name" in choice else choice
-    return {"auto": {"type": "auto"}, "required": {"type": "any"}, "any": {"type": "any"},
-            "none": {"type": "none"}}[choice]
+    return {
+        "auto": {"type": "auto"},
+        "required": {"type": "any"},
+        "any": {"type": "any"},
+        "none": {"type": "none"},
+    }[choice]
 
 
 class AnthropicProvider(LLMProvider):
@@ -115,14 +129,21 @@ class AnthropicProvider(LLMProvider):
                 payload["tool_choice"] = choice
         return payload
 
-    def _error(self, exc: BaseException) -> BaseException:
+    def _error(self, exc: BaseException, *, parsing: bool = False) -> BaseException:
         import anthropic
 
-        return map_sdk_error(exc, self.name, anthropic) or exc
+        return map_sdk_error(exc, self.name, anthropic, parsing=parsing) or exc
+
+    async def _create(self, payload: dict[str, Any]) -> Any:
+        create = self._clients.get().messages.create
+        try:
+            return await create(**fit_to_signature(create, payload))
+        except Exception as exc:
+            raise self._error(exc) from exc
 
     async def generate(self, request: LLMRequest) -> Completion:
+        response = await self._create(self._payload(request))
         try:
-            response = await self._clients.get().messages.create(**self._payload(request))
             text, calls = [], []
             for block in response.content:
                 if block.type == "text":
@@ -140,7 +161,7 @@ class AnthropicProvider(LLMProvider):
                 finish_reason=response.stop_reason,
             )
         except Exception as exc:
-            raise self._error(exc) from exc
+            raise self._error(exc, parsing=True) from exc
 
     async def stream(self, request: LLMRequest) -> AsyncIterator[StreamChunk]:
         payload = self._payload(request)
@@ -149,8 +170,8 @@ class AnthropicProvider(LLMProvider):
         blocks: dict[int, dict[str, str]] = {}
         input_tokens = output_tokens = 0
         finish = None
+        events = await self._create(payload)
         try:
-            events = await self._clients.get().messages.create(**payload)
             async for event in events:
                 kind = event.type
                 if kind == "message_start":
@@ -170,7 +191,7 @@ class AnthropicProvider(LLMProvider):
                     finish = event.delta.stop_reason or finish
                     output_tokens = event.usage.output_tokens or output_tokens
         except Exception as exc:
-            raise self._error(exc) from exc
+            raise self._error(exc, parsing=True) from exc
         calls = []
         for _, block in sorted(blocks.items()):
             arguments, raw = parse_tool_arguments(block["json"] or "{}")

@@ -13,6 +13,7 @@ Each provider declares:
 
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -146,7 +147,29 @@ class LLMProvider(ABC):
         }
 
 
-def split_system(messages: Sequence[Message], system: str | None) -> tuple[str | None, list[Message]]:
+def fit_to_signature(method: Any, payload: dict[str, Any]) -> dict[str, Any]:
+    """Move parameters the SDK method does not declare into ``extra_body``.
+
+    SDKs add and drop keyword arguments between versions (anthropic 2.x dropped
+    ``temperature`` from ``messages.create``); the HTTP API still takes them in the body.
+    """
+    accepted = _declared_kwargs(getattr(method, "__func__", method))
+    extra = {k: payload.pop(k) for k in list(payload) if k not in accepted}
+    if extra:
+        payload["extra_body"] = {**payload.get("extra_body", {}), **extra}
+    return payload
+
+
+@functools.lru_cache(maxsize=64)
+def _declared_kwargs(method: Any) -> frozenset[str]:
+    import inspect
+
+    return frozenset(inspect.signature(method).parameters)
+
+
+def split_system(
+    messages: Sequence[Message], system: str | None
+) -> tuple[str | None, list[Message]]:
     """Pull system messages out of ``messages`` and join them with ``system``."""
     parts = [system] if system else []
     rest = []

@@ -47,8 +47,17 @@ def _retry_after(exc: Any) -> float | None:
         return None
 
 
-def map_sdk_error(exc: BaseException, provider: str, sdk: ModuleType) -> ProviderError | None:
-    """The kite_lab error for ``exc``, or None when ``exc`` is not a provider failure."""
+_PARSE_ERRORS = (KeyError, TypeError, AttributeError, IndexError, ValueError)
+
+
+def map_sdk_error(
+    exc: BaseException, provider: str, sdk: ModuleType, *, parsing: bool = False
+) -> ProviderError | None:
+    """The kite_lab error for ``exc``, or None when ``exc`` is not a provider failure.
+
+    ``parsing``: ``exc`` was raised while reading the SDK's response object, where a
+    TypeError or KeyError means the provider sent a body of the wrong shape.
+    """
     if isinstance(exc, ProviderError):
         return exc
     if isinstance(exc, sdk.APITimeoutError):
@@ -72,6 +81,8 @@ def map_sdk_error(exc: BaseException, provider: str, sdk: ModuleType) -> Provide
         if status >= 500:
             return ServerError(message, **kwargs)
         return BadRequestError(message, **kwargs)
-    if isinstance(exc, json.JSONDecodeError | KeyError | TypeError | AttributeError | ValueError):
-        return MalformedResponse(f"cannot parse the provider's response: {exc!r}", provider=provider)
+    if isinstance(exc, json.JSONDecodeError) or (parsing and isinstance(exc, _PARSE_ERRORS)):
+        return MalformedResponse(
+            f"cannot parse the provider's response: {exc!r}", provider=provider
+        )
     return None

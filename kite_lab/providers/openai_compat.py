@@ -15,7 +15,13 @@ from pydantic import Field
 from kite_lab.core.errors import MissingAPIKey
 from kite_lab.core.runner import PerLoop
 from kite_lab.core.types import Completion, StreamChunk, ToolCall, Usage
-from kite_lab.providers.base import BaseOptions, LLMProvider, LLMRequest, split_system
+from kite_lab.providers.base import (
+    BaseOptions,
+    LLMProvider,
+    LLMRequest,
+    fit_to_signature,
+    split_system,
+)
 from kite_lab.providers.errors import map_sdk_error
 
 __all__ = ["GroqProvider", "OllamaProvider", "OpenAIProvider", "parse_tool_arguments"]
@@ -129,14 +135,21 @@ class OpenAIProvider(LLMProvider):
                 payload["tool_choice"] = _tool_choice(request.tool_choice)
         return payload
 
-    def _error(self, exc: BaseException) -> BaseException:
+    def _error(self, exc: BaseException, *, parsing: bool = False) -> BaseException:
         import openai
 
-        return map_sdk_error(exc, self.name, openai) or exc
+        return map_sdk_error(exc, self.name, openai, parsing=parsing) or exc
+
+    async def _create(self, payload: dict[str, Any]) -> Any:
+        create = self._clients.get().chat.completions.create
+        try:
+            return await create(**fit_to_signature(create, payload))
+        except Exception as exc:
+            raise self._error(exc) from exc
 
     async def generate(self, request: LLMRequest) -> Completion:
+        response = await self._create(self._payload(request))
         try:
-            response = await self._clients.get().chat.completions.create(**self._payload(request))
             choice = response.choices[0]
             calls = []
             for call in choice.message.tool_calls or ():
@@ -152,7 +165,7 @@ class OpenAIProvider(LLMProvider):
                 finish_reason=choice.finish_reason,
             )
         except Exception as exc:
-            raise self._error(exc) from exc
+            raise self._error(exc, parsing=True) from exc
 
     async def stream(self, request: LLMRequest) -> AsyncIterator[StreamChunk]:
         payload = self._payload(request)
@@ -161,8 +174,8 @@ class OpenAIProvider(LLMProvider):
         text: list[str] = []
         calls: dict[int, dict[str, str]] = {}
         usage, finish = Usage(), None
+        events = await self._create(payload)
         try:
-            events = await self._clients.get().chat.completions.create(**payload)
             async for event in events:
                 if event.usage:
                     usage = Usage(event.usage.prompt_tokens, event.usage.completion_tokens)
@@ -179,7 +192,7 @@ class OpenAIProvider(LLMProvider):
                         text.append(delta.content)
                         yield StreamChunk(text=delta.content)
         except Exception as exc:
-            raise self._error(exc) from exc
+            raise self._error(exc, parsing=True) from exc
         tool_calls = []
         for _, slot in sorted(calls.items()):
             arguments, raw = parse_tool_arguments(slot["arguments"])
@@ -225,4 +238,3 @@ class OllamaProvider(OpenAIProvider):
 
     def _base_url(self) -> str | None:
         return self.settings.ollama_base_url
-

@@ -4,8 +4,9 @@ Providers register by name: the built-ins here, third-party ones through the
 ``kite_lab.providers`` entry-point group (``name = "package.module:ProviderClass"``),
 or at run time with ``register_provider``. Classes are imported on first use.
 
-Model ids are ``provider/model`` (``groq/llama-3.3-70b-versatile``) or a bare model name
-served by LLM_PROVIDER. With LLM_PROVIDER unset the provider is, in order: the first of
+Model ids are ``provider/model`` (``groq/llama-3.3-70b-versatile``; split on the first
+slash, so ``groq/meta-llama/llama-4-scout`` works) or a bare model name served by
+LLM_PROVIDER. With LLM_PROVIDER unset the provider is, in order: the first of
 openai, anthropic, groq whose key is set; else ``local`` if installed; else
 NoProviderConfigured. Never a fake model.
 """
@@ -32,7 +33,11 @@ _BUILTIN = {
     "ollama": "kite_lab.providers.openai_compat:OllamaProvider",
     "local": "kite_lab.providers.local:LocalProvider",
 }
-_KEYED_ORDER = (("openai", "openai_api_key"), ("anthropic", "anthropic_api_key"), ("groq", "groq_api_key"))
+_KEYED_ORDER = (
+    ("openai", "openai_api_key"),
+    ("anthropic", "anthropic_api_key"),
+    ("groq", "groq_api_key"),
+)
 
 _registry: dict[str, str | type[LLMProvider]] = dict(_BUILTIN)
 _entry_points_loaded = False
@@ -107,11 +112,11 @@ def resolve_model(model_id: str | None, settings: KiteSettings) -> tuple[str, st
     if model_id is None:
         model_id = settings.llm_model
     if model_id and "/" in model_id:
+        # split on the first slash only: "groq/meta-llama/llama-4-scout" is groq's model
         prefix, _, rest = model_id.partition("/")
-        if prefix in _registry:
-            return prefix, rest
-        if not settings.llm_provider:  # e.g. "foo/bar" with nothing to serve it
+        if prefix not in _registry:
             raise UnknownProvider(prefix, _registry)
+        return prefix, rest
     provider = default_provider(settings)
     if provider not in _registry:
         raise UnknownProvider(provider, _registry)

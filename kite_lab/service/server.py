@@ -76,7 +76,7 @@ def serve(app: str | None = None, host: str = "127.0.0.1", port: int = 8000, wor
             server_header=False,
             lifespan="on",
             # the app drains for KITE_SHUTDOWN_GRACE_SECONDS before uvicorn's own shutdown
-            timeout_graceful_shutdown=5,
+            timeout_graceful_shutdown=2,
             timeout_keep_alive=5,
         )
     except SystemExit as exc:  # uvicorn exits 3 when the app fails to start

@@ -18,6 +18,7 @@ app shuts down are released, so no key stays "in progress" after the process is 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import signal
 import threading
@@ -108,8 +109,10 @@ class Drainer:
             return
         self.draining = True
         self.drain_started = time.monotonic()
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._start_drain, signal.Signals(sig).name)
+        if self._loop is not None:  # a fresh context: not the interrupted request's id
+            self._loop.call_soon_threadsafe(
+                self._start_drain, signal.Signals(sig).name, context=contextvars.Context()
+            )
 
     def start_draining(self, reason: str = "requested") -> None:
         """Begin draining without a signal (tests, admin hooks). Idempotent."""

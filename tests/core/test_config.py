@@ -21,11 +21,28 @@ GUIDE_DEFAULTS = {
 }
 
 GUIDE_VARIABLES = [
-    "LLM_PROVIDER", "LLM_MODEL", "OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GROQ_API_KEY",
-    "EMBEDDING_PROVIDER", "EMBEDDING_MODEL", "CIRCUIT_BREAKER_THRESHOLD", "CIRCUIT_BREAKER_TIMEOUT",
-    "IDEMPOTENCY_TTL", "VECTOR_BACKEND", "VECTOR_DIMENSION", "REDIS_URL", "POSTGRES_URL",
-    "PROMETHEUS_PORT", "GRAFANA_PORT", "OPENAI_BASE_URL", "ANTHROPIC_BASE_URL", "GROQ_BASE_URL",
-    "OLLAMA_BASE_URL", "LOCAL_MODEL_PATH", "KITE_HOME",
+    "LLM_PROVIDER",
+    "LLM_MODEL",
+    "OPENAI_API_KEY",
+    "ANTHROPIC_API_KEY",
+    "GROQ_API_KEY",
+    "EMBEDDING_PROVIDER",
+    "EMBEDDING_MODEL",
+    "CIRCUIT_BREAKER_THRESHOLD",
+    "CIRCUIT_BREAKER_TIMEOUT",
+    "IDEMPOTENCY_TTL",
+    "VECTOR_BACKEND",
+    "VECTOR_DIMENSION",
+    "REDIS_URL",
+    "POSTGRES_URL",
+    "PROMETHEUS_PORT",
+    "GRAFANA_PORT",
+    "OPENAI_BASE_URL",
+    "ANTHROPIC_BASE_URL",
+    "GROQ_BASE_URL",
+    "OLLAMA_BASE_URL",
+    "LOCAL_MODEL_PATH",
+    "KITE_HOME",
 ]
 
 
@@ -149,6 +166,10 @@ def test_redis_backend_without_redis_url_is_an_error() -> None:
 
 def test_backends_default_to_redis_when_redis_url_is_set() -> None:
     settings = load_settings({"redis_url": "redis://localhost:6379"}, env_file=None)
-    assert [settings.resolved_backend(k) for k in ("breaker", "idempotency", "cache")] == ["redis"] * 3
+    assert [settings.resolved_backend(k) for k in ("breaker", "idempotency", "cache")] == [
+        "redis"
+    ] * 3
     settings = load_settings(env_file=None)
-    assert [settings.resolved_backend(k) for k in ("breaker", "idempotency", "cache")] == ["memory"] * 3
+    assert [settings.resolved_backend(k) for k in ("breaker", "idempotency", "cache")] == [
+        "memory"
+    ] * 3

@@ -7,7 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from conftest import HashEmbeddings
+from memory_fakes import HashEmbeddings
 
 from kite_lab.core.config import load_settings
 from kite_lab.core.errors import ConfigError, InvalidInput

@@ -8,7 +8,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import HashEmbeddings
+from memory_fakes import HashEmbeddings
 
 from kite_lab.core.errors import ConfigError, IndexCorrupted
 from kite_lab.memory._vector_persist import IndexKeeper
@@ -159,7 +159,7 @@ def _script(directory: Path, body: str) -> str:
         f"""
         import sys
         sys.path.insert(0, {str(HERE)!r})
-        from conftest import HashEmbeddings
+        from memory_fakes import HashEmbeddings
         from kite_lab.memory.vector import VectorMemory
         vm = VectorMemory({str(directory)!r}, HashEmbeddings())
         """

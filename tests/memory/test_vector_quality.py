@@ -53,9 +53,7 @@ QUERIES = [
 
 
 @pytest.fixture(scope="module")
-def memory(
-    tmp_path_factory: pytest.TempPathFactory, minilm: FastEmbedProvider
-) -> VectorMemory:
+def memory(tmp_path_factory: pytest.TempPathFactory, minilm: FastEmbedProvider) -> VectorMemory:
     vm = VectorMemory(Path(tmp_path_factory.mktemp("quality")), minilm)
     vm.add_documents(CORPUS.items())
     return vm

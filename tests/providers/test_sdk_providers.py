@@ -118,7 +118,12 @@ async def test_sync_methods_work_inside_a_running_loop(fake_llm) -> None:
 @pytest.mark.parametrize("streamed", [False, True])
 def test_tool_calls_translate_to_one_type(provider, streamed, fake_llm) -> None:
     fake_llm.enqueue(
-        Reply(tool_calls=[ToolCallSpec("add", {"a": 2, "b": 3}), ToolCallSpec("add", {"a": 1, "b": 1})])
+        Reply(
+            tool_calls=[
+                ToolCallSpec("add", {"a": 2, "b": 3}),
+                ToolCallSpec("add", {"a": 1, "b": 1}),
+            ]
+        )
     )
     ai = make_kite(provider, fake_llm)
     if streamed:
@@ -148,8 +153,11 @@ def test_tool_results_round_trip_in_each_wire_format(provider, fake_llm) -> None
     ai = make_kite(provider, fake_llm)
     messages = [
         {"role": "user", "content": "what is 2+3?"},
-        {"role": "assistant", "content": "", "tool_calls": [
-            {"id": "call_1", "name": "add", "arguments": {"a": 2, "b": 3}}]},
+        {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [{"id": "call_1", "name": "add", "arguments": {"a": 2, "b": 3}}],
+        },
         {"role": "tool", "tool_call_id": "call_1", "content": "5"},
     ]
     fake_llm.enqueue(Reply(text="It is 5."))
@@ -157,7 +165,11 @@ def test_tool_results_round_trip_in_each_wire_format(provider, fake_llm) -> None
     sent = fake_llm.requests[-1].messages
     if provider == "anthropic":
         assert sent[1]["content"][0]["type"] == "tool_use"
-        assert sent[2]["content"][0] == {"type": "tool_result", "tool_use_id": "call_1", "content": "5"}
+        assert sent[2]["content"][0] == {
+            "type": "tool_result",
+            "tool_use_id": "call_1",
+            "content": "5",
+        }
     else:
         assert sent[1]["tool_calls"][0]["function"]["name"] == "add"
         assert sent[2] == {"role": "tool", "tool_call_id": "call_1", "content": "5"}
@@ -179,8 +191,12 @@ FAULTS = [
 
 
 @pytest.mark.parametrize("provider", ["openai", "anthropic"])
-@pytest.mark.parametrize(("fault", "error"), FAULTS, ids=[e.__name__ + str(i) for i, (_, e) in enumerate(FAULTS)])
-def test_provider_faults_become_typed_errors_without_the_key(provider, fault, error, fake_llm) -> None:
+@pytest.mark.parametrize(
+    ("fault", "error"), FAULTS, ids=[e.__name__ + str(i) for i, (_, e) in enumerate(FAULTS)]
+)
+def test_provider_faults_become_typed_errors_without_the_key(
+    provider, fault, error, fake_llm
+) -> None:
     fake_llm.enqueue(fault)
     ai = make_kite(provider, fake_llm, llm_timeout=1.0)
     with pytest.raises(error) as info:

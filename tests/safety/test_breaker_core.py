@@ -376,30 +376,50 @@ async def test_another_process_opening_the_breaker_is_noticed(redis_url, redis_p
     assert (await b.aget_stats())["failed_calls"] == 2  # the counters are shared
 
 
-async def test_no_serialization_100_async_calls_of_1s_finish_in_about_1s(
-    make_breaker, fake_llm
-):
+async def test_no_serialization_100_async_calls_of_1s_finish_in_about_1s(make_breaker):
+    breaker = make_breaker(failure_threshold=3)
+    running = peak = 0
+
+    @breaker.protected
+    async def fake_operation(i: int) -> int:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(1.0)
+        running -= 1
+        return i
+
+    start = time.perf_counter()
+    results = await asyncio.gather(*(fake_operation(i) for i in range(100)))
+    elapsed = time.perf_counter() - start
+    assert results == list(range(100))
+    assert peak == 100  # all 100 were inside the breaker at the same time
+    assert elapsed < 1.5, f"100 concurrent 1 s calls took {elapsed:.2f} s"
+    assert (await breaker.aget_stats())["successful_calls"] == 100
+
+
+async def test_protects_real_sdk_calls_to_the_fake_server(make_breaker, fake_llm):
     from kite_lab.core.types import Message
     from kite_lab.providers.base import LLMRequest
     from kite_lab.providers.openai_compat import OpenAIProvider
+    from kite_lab.testing import Fault
 
-    fake_llm.latency = 1.0
     provider = OpenAIProvider(load_settings(
         {"openai_api_key": "sk-test", "openai_base_url": fake_llm.openai_base_url}))
-    breaker = make_breaker(failure_threshold=3)
-
-    async def one(i: int) -> str:
+    breaker = make_breaker(failure_threshold=2)
+    fake_llm.enqueue("fine", Fault(status=503), Fault(status=500))
+    request = LLMRequest("gpt-4o-mini", [Message("user", "hi")])
+    async with breaker.guard():
+        assert (await provider.generate(request)).text == "fine"
+    for _ in range(2):
+        with pytest.raises(ServerError):
+            async with breaker.guard():
+                await provider.generate(request)
+    with pytest.raises(CircuitBreakerError):
         async with breaker.guard():
-            completion = await provider.generate(LLMRequest("gpt-4o-mini", [Message("user", f"q{i}")]))
-        return completion.text
-
-    start = time.perf_counter()
-    texts = await asyncio.gather(*(one(i) for i in range(100)))
-    elapsed = time.perf_counter() - start
+            await provider.generate(request)
     await provider.aclose()
-    assert texts[7] == "Echo: q7"
-    assert elapsed < 1.9, f"100 concurrent 1 s calls took {elapsed:.2f} s"
-    assert (await breaker.aget_stats())["successful_calls"] == 100
+    assert len(fake_llm.requests) == 3  # the open breaker kept the 4th call off the wire
 
 
 def test_no_serialization_100_sync_calls_of_1s_in_threads(make_breaker):

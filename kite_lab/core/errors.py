@@ -36,7 +36,8 @@ errors carry the provider's own message with any API key scrubbed.
     │   └── AgentLimitReached            max_iterations / cost / time / same-action
     ├── InvalidInput                     a bad argument value (empty text, top_k < 1,
     │                                    unknown role); also a ValueError
-    └── OutputParseError                 an answer is not the JSON/records -f json|df asked for
+    ├── OutputParseError                 an answer is not the JSON/records -f json|df asked for
+    └── ExportError                      a notebook cannot be exported as a script (file, cell)
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ __all__ = [
     "CircuitBreakerError",
     "ConfigError",
     "EnvFileError",
+    "ExportError",
     "IdempotencyConflict",
     "IdempotencyError",
     "IdempotencyInProgress",
@@ -314,3 +316,18 @@ class InvalidInput(KiteError, ValueError):
 
 class OutputParseError(KiteError, ValueError):
     """The model's answer is not in the shape asked for (``-f json``, ``-f df``)."""
+
+
+# -- export ------------------------------------------------------------------------
+
+
+class ExportError(KiteError, ValueError):
+    """A notebook cannot be compiled into a script; the message names the file and the cell.
+
+    ``path`` is the notebook (or output) file and ``cell`` the 1-based cell number, when known.
+    """
+
+    def __init__(self, message: str, *, path: str | None = None, cell: int | None = None):
+        self.path, self.cell = path, cell
+        where = ", ".join(p for p in (path, f"cell {cell}" if cell is not None else None) if p)
+        super().__init__(f"{where}: {message}" if where else message)

@@ -18,6 +18,7 @@ The message text never goes into events, only ids and lengths.
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
@@ -199,17 +200,15 @@ class SessionStore:
         return self._append(session_id, rows) if rows else []
 
     def _append(self, session_id: str, rows: list[dict[str, Any]]) -> list[StoredMessage]:
-        from kite_lab.memory.session_models import MessageRow, SessionRow
-
         session_id = _check_session_id(session_id)
         now = time.time()
+        upsert, insert = _append_statements(self.backend)
         stored = []
         with self._write() as conn:
-            self._upsert_session(conn, SessionRow.__table__, session_id, now)
-            table = MessageRow.__table__
+            conn.execute(upsert, {"session_id": session_id, "created_at": now, "updated_at": now})
             for row in rows:
                 values = {**row, "session_id": session_id, "created_at": now}
-                new_id = conn.execute(table.insert().values(**values)).inserted_primary_key[0]
+                new_id = conn.execute(insert, values).inserted_primary_key[0]
                 stored.append(_stored(int(new_id), values))
         for message in stored:
             self._emit(
@@ -221,18 +220,6 @@ class SessionStore:
                 tokens=message.tokens,
             )
         return stored
-
-    def _upsert_session(self, conn: Connection, table: Any, session_id: str, now: float) -> None:
-        if self.backend == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
-        statement = insert(table).values(session_id=session_id, created_at=now, updated_at=now)
-        conn.execute(
-            statement.on_conflict_do_update(
-                index_elements=["session_id"], set_={"updated_at": statement.excluded.updated_at}
-            )
-        )
 
     def clear_session(self, session_id: str) -> int:
         """Delete a session's messages but keep the session; returns how many went."""
@@ -268,7 +255,7 @@ class SessionStore:
     def get_history(self, session_id: str, max_messages: int | None = None) -> list[StoredMessage]:
         """The session's messages, oldest first; only the last ``max_messages`` if given."""
         _check_positive(max_messages, "max_messages")
-        return list(reversed(list(self._newest_first(session_id, max_messages))))
+        return self._newest_first(session_id, max_messages)[::-1]
 
     def window(
         self, session_id: str, max_messages: int | None = None, max_tokens: int | None = None
@@ -289,20 +276,18 @@ class SessionStore:
             picked.append(message)
         return [m.to_message() for m in reversed(picked)]
 
-    def _newest_first(self, session_id: str, limit: int | None) -> Iterator[StoredMessage]:
-        import sqlalchemy as sa
-
-        from kite_lab.memory.session_models import MessageRow
-
+    def _newest_first(self, session_id: str, limit: int | None) -> list[StoredMessage]:
         session_id = _check_session_id(session_id)
-        table = MessageRow.__table__
-        query = sa.select(table).where(table.c.session_id == session_id).order_by(table.c.id.desc())
-        if limit is not None:
-            query = query.limit(limit)
+        params = {"session_id": session_id, "limit": limit}
         with self._read() as conn:
-            rows = conn.execute(query).mappings().all()
-        for row in rows:
-            yield _stored(int(row["id"]), row)
+            rows = conn.execute(_history_query(limit is not None), params).all()
+        return [
+            StoredMessage(
+                int(mid), session_id, role, content, json.loads(meta) if meta else {},
+                int(tokens or 0), float(created),
+            )
+            for mid, role, content, meta, tokens, created in rows
+        ]  # fmt: skip
 
     def list_sessions(self) -> list[SessionInfo]:
         """Every session with its message and token counts, most recently used first."""
@@ -457,6 +442,36 @@ class SessionStore:
             self.events.emit(name, backend=self.backend, **data)
 
 
+@functools.cache
+def _append_statements(backend: str) -> tuple[Any, Any]:
+    """Built once per backend: the session upsert and the message insert (values bound later)."""
+    from kite_lab.memory.session_models import MessageRow, SessionRow
+
+    if backend == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    upsert = insert(SessionRow.__table__)
+    upsert = upsert.on_conflict_do_update(
+        index_elements=["session_id"], set_={"updated_at": upsert.excluded.updated_at}
+    )
+    return upsert, MessageRow.__table__.insert()
+
+
+@functools.cache
+def _history_query(limited: bool) -> Any:
+    """Built once per form: a session's messages newest first (``:limit`` rows if limited)."""
+    import sqlalchemy as sa
+
+    from kite_lab.memory.session_models import MessageRow
+
+    t = MessageRow.__table__
+    columns = (t.c.id, t.c.role, t.c.content, t.c.metadata_json, t.c.tokens, t.c.created_at)
+    query = sa.select(*columns).where(t.c.session_id == sa.bindparam("session_id"))
+    query = query.order_by(t.c.id.desc())
+    return query.limit(sa.bindparam("limit", type_=sa.Integer)) if limited else query
+
+
 def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
     dbapi_conn.isolation_level = None  # SQLAlchemy's "begin" hook below starts transactions
     cursor = dbapi_conn.cursor()
@@ -470,8 +485,9 @@ def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
 def _sqlite_begin(conn: Any) -> None:
     # Writers take the write lock up front (IMMEDIATE), so they queue on the busy timeout
     # instead of failing with "database is locked" when a read lock would need upgrading.
-    write = conn.get_execution_options().get("kite_write", False)
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+    # Reads are single statements: in autocommit mode each one sees a consistent snapshot.
+    if conn.get_execution_options().get("kite_write", False):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 # -- validation and rows -------------------------------------------------------------

@@ -85,7 +85,7 @@ class CellRunner:
             value, failure = self._run_with_tools(opts, prep, namespace)
         else:
             value, failure = self._run_model(opts, prep), None
-        if opts.out is not None and value is not _NOTHING:
+        if opts.out is not None:
             self.magics.shell.user_ns[opts.out] = value
         if failure is not None:
             raise failure
@@ -271,7 +271,7 @@ class CellRunner:
         from kite_lab.core.runner import background_loop
 
         events: queue.Queue[Any] = queue.Queue()
-        bus = self.ai.event_bus
+        bus = getattr(agent, "kite", self.ai).event_bus
         subs = [bus.subscribe(p, _forward(events, agent.name))
                 for p in ("agent:step", "tool:call", "tool:result")]
         handle = display(StreamView(f"agent {agent.name}: starting", "text"), display_id=True)
@@ -294,9 +294,6 @@ class CellRunner:
         finally:
             for sub in subs:
                 sub.unsubscribe()
-
-
-_NOTHING = object()
 
 
 def _given(value: Any) -> bool:

@@ -250,6 +250,7 @@ def _export(magics: KiteMagics, cmd: KiteCommand, ns: Mapping[str, Any]) -> Any:
     parser.add_argument("--force", action="store_true")
     parser.add_argument("--main", action="store_true")
     parser.add_argument("--service", action="store_true")
+    parser.add_argument("--check", action="store_true")
     parser.add_argument("--notebook", default=None, help="the .ipynb (default: this one)")
     args = parser.parse_args(list(cmd.args))
     try:
@@ -265,8 +266,9 @@ def _export(magics: KiteMagics, cmd: KiteCommand, ns: Mapping[str, Any]) -> Any:
     if notebook is None:
         raise UsageError("%kite export: cannot tell which notebook this is; "
                          "pass --notebook PATH.ipynb")
-    return export_notebook(notebook, args.path, force=args.force, main=args.main,
-                           service=args.service)
+    # the same call as `kite-lab export NOTEBOOK -o PATH` (kite_lab.cli)
+    return export_notebook(notebook, output=args.path, force=args.force, main=args.main,
+                           service=args.service, check=args.check)
 
 
 def _running_notebook(ns: Mapping[str, Any]) -> str | None:

@@ -48,11 +48,17 @@ def events_of(source: Any, pattern: str = "*") -> list[Event]:
     import fnmatch
 
     bus = getattr(source, "event_bus", source)
-    if hasattr(bus, "history"):
-        return bus.history(pattern)
-    if isinstance(source, Iterable):
-        return [e for e in source if fnmatch.fnmatchcase(e.name, pattern)]
-    raise TypeError(f"expected a Kite, an EventBus or Events, not {type(source).__name__}")
+    events = bus.history() if hasattr(bus, "history") else source
+    if not isinstance(events, Iterable):
+        raise TypeError(f"expected a Kite, an EventBus or Events, not {type(source).__name__}")
+    if pattern == "*":
+        return list(events)
+    if pattern.endswith(":*") and not any(ch in pattern[:-1] for ch in "*?["):
+        prefix = pattern[:-1]  # "llm:*" -> a cheap prefix test instead of fnmatch
+        return [e for e in events if e.name.startswith(prefix)]
+    if not any(ch in pattern for ch in "*?["):
+        return [e for e in events if e.name == pattern]
+    return [e for e in events if fnmatch.fnmatchcase(e.name, pattern)]
 
 
 def _frame(columns: Mapping[str, list[Any]], dtypes: Mapping[str, str],
@@ -79,49 +85,66 @@ def calls_df(source: Any) -> pd.DataFrame:
 
     A cache hit has cost 0 and the latency of the lookup; failed calls have no tokens and a
     NaN cost; an unpriced model has a NaN cost (unknown, never guessed)."""
-    events = [e for e in events_of(source, "llm:*") if e.name in ("llm:response", "llm:error")]
-    transitions = _transitions(source)
-    cols: dict[str, list[Any]] = {name: [] for name in CALL_COLUMNS}
-    times: list[float] = []
-    for event in events:
-        d = event.data
-        ok = event.name == "llm:response"
-        provider = d.get("provider")
-        times.append(event.time)
-        cols["provider"].append(provider)
-        cols["model"].append(d.get("model"))
-        prompt, answer = d.get("prompt_tokens"), d.get("completion_tokens")
-        cols["prompt_tokens"].append(prompt if ok else None)
-        cols["completion_tokens"].append(answer if ok else None)
-        cols["total_tokens"].append((prompt or 0) + (answer or 0) if ok else None)
-        cached = bool(d.get("cached")) if ok else False
-        # a cache hit costs nothing (its event repeats the original call's price)
-        cost = (0.0 if cached else _num(d.get("cost_usd"))) if ok else float("nan")
-        cols["cost_usd"].append(cost)
-        cols["latency_s"].append(_num(d.get("latency_s")))
-        cols["cached"].append(cached)
-        cols["breaker_state"].append(_state_at(transitions, provider, event.time))
-        cols["error"].append(None if ok else d.get("error"))
-        cols["request_id"].append(d.get("request_id"))
-    return _frame(cols, CALL_COLUMNS, times)
+    import numpy as np
+    import pandas as pd
+
+    llm, moves = [], []
+    for event in events_of(source):  # one pass; columns are then built vectorized
+        if event.name == "llm:response" or event.name == "llm:error":
+            llm.append(event)
+        elif event.name == "breaker:state":
+            moves.append(event)
+    if not llm:
+        return _frame({}, CALL_COLUMNS, [])
+    keys = ["provider", "model", "prompt_tokens", "completion_tokens", "cost_usd",
+            "latency_s", "cached", "error", "request_id"]
+    raw = pd.DataFrame.from_records([e.data for e in llm], columns=keys)
+    times = np.fromiter((e.time for e in llm), dtype="float64", count=len(llm))
+    ok = np.fromiter((e.name == "llm:response" for e in llm), dtype=bool, count=len(llm))
+    cached = raw["cached"].fillna(False).astype(bool).to_numpy() & ok
+    prompt = pd.array(raw["prompt_tokens"], dtype="Int64")
+    answer = pd.array(raw["completion_tokens"], dtype="Int64")
+    failed = pd.array(~ok, dtype="boolean")
+    cost = pd.to_numeric(raw["cost_usd"], errors="coerce").astype("float64").to_numpy(copy=True)
+    cost[cached] = 0.0  # a cache hit's event repeats the original call's price
+    cost[~ok] = np.nan
+    frame = pd.DataFrame({
+        "provider": pd.array(raw["provider"], dtype="string"),
+        "model": pd.array(raw["model"], dtype="string"),
+        "prompt_tokens": prompt.copy(),
+        "completion_tokens": answer.copy(),
+        "total_tokens": prompt.fillna(0) + answer.fillna(0),
+        "cost_usd": cost,
+        "latency_s": pd.to_numeric(raw["latency_s"], errors="coerce").astype("float64"),
+        "cached": pd.array(cached, dtype="boolean"),
+        "breaker_state": pd.array(_states_at(moves, raw["provider"].to_numpy(), times),
+                                  dtype="string"),
+        "error": pd.array(raw["error"], dtype="string"),
+        "request_id": pd.array(raw["request_id"], dtype="string"),
+    }, index=pd.DatetimeIndex(pd.to_datetime(times, unit="s", utc=True), name="time"))
+    for column in ("prompt_tokens", "completion_tokens", "total_tokens"):
+        frame.loc[failed.to_numpy(dtype=bool), column] = pd.NA
+    frame.loc[ok, "error"] = pd.NA
+    return frame
 
 
-def _transitions(source: Any) -> dict[str, list[tuple[float, str]]]:
-    out: dict[str, list[tuple[float, str]]] = {}
-    for event in events_of(source, "breaker:state"):
-        out.setdefault(event.data.get("name"), []).append((event.time, event.data.get("new")))
-    return out
+def _states_at(moves: list[Event], providers: Any, times: Any) -> Any:
+    """Each call's breaker state just before it ended (from breaker:state transitions)."""
+    import numpy as np
 
-
-def _state_at(transitions: Mapping[str, list[tuple[float, str]]], name: Any, t: float) -> str:
-    """The breaker state of ``name`` just before a call that ended at ``t``."""
-    import bisect
-
-    moves = transitions.get(name)
-    if not moves:
-        return "closed"
-    i = bisect.bisect_right(moves, (t, "\uffff"))
-    return moves[i - 1][1] if i else "closed"
+    states = np.full(len(times), "closed", dtype=object)
+    by_name: dict[Any, list[Event]] = {}
+    for move in moves:
+        by_name.setdefault(move.data.get("name"), []).append(move)
+    for name, group in by_name.items():
+        mask = providers == name
+        if not mask.any():
+            continue
+        at = np.array([m.time for m in group], dtype="float64")
+        order = np.argsort(at, kind="stable")
+        labels = np.array(["closed", *(group[i].data.get("new") for i in order)], dtype=object)
+        states[mask] = labels[np.searchsorted(at[order], times[mask], side="right")]
+    return states
 
 
 def metrics_df(source: Any) -> pd.DataFrame:

@@ -47,7 +47,7 @@ LINE_COMMANDS: dict[str, str] = {
     "calls": "calls                  this kernel's LLM calls as a DataFrame",
     "metrics": "metrics                calls, errors, tokens, cost and latency per model",
     "cost": "cost                   total cost and tokens per model",
-    "export": "export PATH [--force] [--main] [--service]   this notebook as a script",
+    "export": "export PATH [--force] [--main] [--service] [--check]   this notebook as a script",
     "help": "help                   this list",
 }
 

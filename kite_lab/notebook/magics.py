@@ -16,7 +16,6 @@ State lives on the instance (one per kernel), never in class attributes.
 
 from __future__ import annotations
 
-import difflib
 import sys
 import warnings
 from collections.abc import Mapping
@@ -81,9 +80,7 @@ class KiteMagics(Magics):
         self._ai = ai
         #: sessions this kernel's cells used (what a bare ``%kite reset`` forgets)
         self.sessions_used: set[str] = set()
-        from kite_lab.notebook.cell import CellRunner
-
-        self._cells = CellRunner(self)
+        self._cells: Any = None  # the CellRunner, built on the first %%kite cell
 
     @property
     def ai(self) -> Kite:
@@ -113,6 +110,10 @@ class KiteMagics(Magics):
             from kite_lab.notebook.commands import run_line_command
 
             return run_line_command(self, line, namespace)
+        if self._cells is None:
+            from kite_lab.notebook.cell import CellRunner
+
+            self._cells = CellRunner(self)
         return self._cells.run(line, cell, namespace)
 
     kite.__doc__ = cell_help()
@@ -122,6 +123,8 @@ class KiteMagics(Magics):
         """Set traits from a mapping; unknown keys warn with a did-you-mean hint."""
         for key, value in values.items():
             if key not in CONFIG_KEYS:
+                import difflib
+
                 close = difflib.get_close_matches(key, CONFIG_KEYS, n=1)
                 hint = f"; did you mean {close[0]!r}?" if close else ""
                 warnings.warn(

@@ -135,7 +135,8 @@ def footer_text(result: Completion | RunResult) -> str:
     if isinstance(result, RunResult):
         head = f"agent {result.agent or '?'}"
         state = "succeeded" if result.success else f"failed: {result.error or 'no answer'}"
-        tail = [f"{result.iterations} steps", f"{len(result.tool_calls)} tool calls", state]
+        tail = [_count(result.iterations, "step"), _count(len(result.tool_calls), "tool call"),
+                state]
         tokens, prompt, answer = result.total_tokens, result.prompt_tokens, result.completion_tokens
         cost, latency = result.cost_usd, result.latency_s
     else:
@@ -151,6 +152,10 @@ def footer_text(result: Completion | RunResult) -> str:
     parts = [head, f"{tokens} tokens ({prompt} in, {answer} out)", cost_text,
              _duration(latency), *tail]
     return " · ".join(parts)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _duration(seconds: float) -> str:

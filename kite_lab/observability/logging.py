@@ -146,11 +146,13 @@ def attach_event_logging(
     def on_event(event: Event) -> None:
         data = event.data
         if event.name == "http:request":
+            level = logging.ERROR if (data.get("status") or 0) >= 500 else logging.INFO
+            if not log.isEnabledFor(level):
+                return
             fields = {k: data.get(k) for k in ("method", "route", "status", "request_id")}
             fields["duration"] = round(float(data.get("duration_s") or 0.0), 6)
             if log_prompts and data.get("prompt") is not None:
                 fields["prompt"] = data["prompt"]
-            level = logging.ERROR if (data.get("status") or 0) >= 500 else logging.INFO
             _log(log, level, "http_request", fields)
         elif event.name == "agent:end":
             fields = {

@@ -53,6 +53,7 @@ HTTP_LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
 BREAKER_STATE_VALUES = {"closed": 0.0, "half_open": 1.0, "open": 2.0}
 
 _CACHE_BACKENDS = frozenset({"memory", "redis"})
+_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 _IDEMPOTENCY_OUTCOMES = frozenset(
     {"started", "completed", "replayed", "conflict", "in_progress", "released", "expired", "error"}
 )
@@ -139,8 +140,7 @@ class LabelPolicy:
 
     @staticmethod
     def method(value: Any) -> str:
-        known = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"}
-        return value if value in known else OTHER
+        return value if value in _METHODS else OTHER
 
 
 def _known_models() -> set[str]:
@@ -174,6 +174,8 @@ class GuideMetric:
         self.defaults = dict(defaults)
         self._convert = convert
         self._default_child: Any = None
+        self._names = tuple(self.defaults)
+        self._children: dict[tuple[str, ...], Any] = {}
 
     def labels(self, *values: Any, **labels: Any) -> Any:
         if values:
@@ -187,6 +189,14 @@ class GuideMetric:
         if self.defaults:
             child = self.metric.labels(**(self.defaults | {k: str(v) for k, v in labels.items()}))
         return child if self._convert is float else _ConvertingChild(child, self._convert)
+
+    def child(self, *values: str) -> Any:
+        """The raw child for label values in declaration order (cached: the hot path)."""
+        found = self._children.get(values)
+        if found is None:
+            found = self.metric.labels(*values) if values else self.metric
+            self._children[values] = found
+        return found
 
     def _child(self) -> Any:
         if self._default_child is None:
@@ -367,36 +377,37 @@ class KiteMetrics:
 
         return bus.subscribe("*", on_event)
 
-    def _llm_labels(self, policy: LabelPolicy, data: Mapping[str, Any]) -> dict[str, str]:
+    @staticmethod
+    def _llm_labels(policy: LabelPolicy, data: Mapping[str, Any]) -> tuple[str, str]:
         provider = policy.provider(data.get("provider"))
-        return {"provider": provider, "model": policy.model(provider, data.get("model"))}
+        return provider, policy.model(provider, data.get("model"))
 
     def _on_llm_response(self, policy: LabelPolicy, data: dict[str, Any], _: str) -> None:
-        labels = self._llm_labels(policy, data)
+        provider, model = self._llm_labels(policy, data)
         if data.get("cached"):
-            self.llm_calls.labels(**labels, outcome="cached").inc()
+            self.llm_calls.child(provider, model, "cached").inc()
             return
-        self.llm_calls.labels(**labels, outcome="success").inc()
-        self.llm_latency.labels(**labels).observe(float(data.get("latency_s") or 0.0))
+        self.llm_calls.child(provider, model, "success").inc()
+        self.llm_latency.child(provider, model).observe(float(data.get("latency_s") or 0.0))
         for kind in ("prompt", "completion"):
             tokens = data.get(f"{kind}_tokens") or 0
             if tokens:
-                self.llm_tokens.labels(**labels, kind=kind).inc(tokens)
+                self.llm_tokens.child(provider, model, kind).inc(tokens)
         cost = data.get("cost_usd")
         if cost:
-            self.llm_cost.labels(**labels).inc(float(cost))
+            self.llm_cost.child(provider, model).inc(float(cost))
 
     def _on_llm_error(self, policy: LabelPolicy, data: dict[str, Any], _: str) -> None:
-        labels = self._llm_labels(policy, data)
-        self.llm_calls.labels(**labels, outcome="error").inc()
-        self.llm_errors.labels(provider=labels["provider"], error=policy.error(data.get("error"))).inc()
+        provider, model = self._llm_labels(policy, data)
+        self.llm_calls.child(provider, model, "error").inc()
+        self.llm_errors.child(provider, policy.error(data.get("error"))).inc()
         if data.get("latency_s") is not None:
-            self.llm_latency.labels(**labels).observe(float(data["latency_s"]))
+            self.llm_latency.child(provider, model).observe(float(data["latency_s"]))
 
     def _on_cache(self, policy: LabelPolicy, data: dict[str, Any], name: str) -> None:
         backend = data.get("backend")
         backend = backend if backend in _CACHE_BACKENDS else OTHER
-        (self.cache_hits if name == "cache:hit" else self.cache_misses).labels(backend=backend).inc()
+        (self.cache_hits if name == "cache:hit" else self.cache_misses).child(backend).inc()
 
     def _on_breaker_state(self, policy: LabelPolicy, data: dict[str, Any], _: str) -> None:
         try:
@@ -406,10 +417,10 @@ class KiteMetrics:
         self.circuit_breaker_state.labels(breaker=policy.provider(data.get("name"))).set(value)
 
     def _on_breaker_failure(self, policy: LabelPolicy, data: dict[str, Any], _: str) -> None:
-        self.circuit_breaker_failures.labels(breaker=policy.provider(data.get("name"))).inc()
+        self.circuit_breaker_failures.child(policy.provider(data.get("name"))).inc()
 
     def _on_breaker_rejected(self, policy: LabelPolicy, data: dict[str, Any], _: str) -> None:
-        self.circuit_breaker_rejections.labels(breaker=policy.provider(data.get("name"))).inc()
+        self.circuit_breaker_rejections.child(policy.provider(data.get("name"))).inc()
 
     def _on_agent_end(self, policy: LabelPolicy, data: dict[str, Any], _: str) -> None:
         agent = policy.agent(data.get("agent"))
@@ -426,16 +437,16 @@ class KiteMetrics:
         self.agent_success_rate.labels(agent=agent).set(rate)
 
     def _on_rate_limited(self, policy: LabelPolicy, data: dict[str, Any], _: str) -> None:
-        self.rate_limit_rejections.labels(route=policy.route(data.get("route"))).inc()
+        self.rate_limit_rejections.child(policy.route(data.get("route"))).inc()
 
     def _on_http_start(self, policy: LabelPolicy, data: dict[str, Any], _: str) -> None:
-        self.http_in_flight.inc()
+        self.http_in_flight.child().inc()
 
     def _on_http_request(self, policy: LabelPolicy, data: dict[str, Any], _: str) -> None:
-        self.http_in_flight.dec()
+        self.http_in_flight.child().dec()
         method, route = policy.method(data.get("method")), policy.route(data.get("route"))
-        self.http_requests.labels(method=method, route=route, status=policy.status(data.get("status"))).inc()
-        self.http_latency.labels(method=method, route=route).observe(float(data.get("duration_s") or 0))
+        self.http_requests.child(method, route, policy.status(data.get("status"))).inc()
+        self.http_latency.child(method, route).observe(float(data.get("duration_s") or 0))
 
     def _on_kill_switch(self, policy: LabelPolicy, data: dict[str, Any], name: str) -> None:
         if "active" in data:

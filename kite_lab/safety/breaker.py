@@ -140,8 +140,12 @@ class _Guard:
         self._admission: Admission | None = None
 
     async def __aenter__(self) -> CircuitBreaker:
-        self._admission = await self._breaker._aadmit()
-        return self._breaker
+        breaker = self._breaker
+        if breaker._store.inline:  # memory: no await needed, keep the hot path short
+            self._admission = breaker._admit_sync()
+        else:
+            self._admission = await breaker._aadmit()
+        return breaker
 
     async def __aexit__(
         self,
@@ -151,7 +155,10 @@ class _Guard:
     ) -> bool:
         admission, self._admission = self._admission, None
         if admission is not None:
-            await self._breaker._asettle(admission, exc)
+            if self._breaker._store.inline:
+                self._breaker._settle_sync(admission, exc)
+            else:
+                await self._breaker._asettle(admission, exc)
         return False
 
 
@@ -253,14 +260,12 @@ class CircuitBreaker:
     def call(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Call ``func`` under the breaker from sync code, in this thread.
 
-        An async ``func`` runs on kite_lab's loop (via ``acall``).
+        An async ``func`` runs on kite_lab's loop, inside the same admission.
         """
-        if inspect.iscoroutinefunction(func):
-            return run_sync(self.acall(func, *args, **kwargs))
         admission = self._admit_sync()
         try:
             result = func(*args, **kwargs)
-            if inspect.isawaitable(result):
+            if hasattr(type(result), "__await__"):  # an async func: run it, still admitted
                 result = run_sync(_awaited(result))
         except BaseException as exc:
             self._settle_sync(admission, exc)

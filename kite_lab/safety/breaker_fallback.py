@@ -19,6 +19,7 @@ lease (``max_half_open_seconds``), so they cannot wedge the shared breaker.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import TYPE_CHECKING, TypeVar
 
@@ -77,6 +78,7 @@ class FallbackBreakerStore(BreakerStore):
         # answers carry gen = domain * 2**40 + the store's own transition count; the domain
         # changes on every switch, so the breaker never mixes up the two stores' counts
         self._domain = 0
+        self._cfg: CircuitBreakerConfig | None = None  # the last config seen, for seeding
 
     @property
     def backend(self) -> str:  # type: ignore[override]
@@ -131,8 +133,7 @@ class FallbackBreakerStore(BreakerStore):
 
     # -- the contract ---------------------------------------------------------------------
     def _tag(self, answer: _T) -> _T:
-        answer.gen = self._domain * _DOMAIN + answer.gen % _DOMAIN
-        return answer
+        return dataclasses.replace(answer, gen=self._domain * _DOMAIN + answer.gen % _DOMAIN)
 
     async def acquire(self, cfg: CircuitBreakerConfig) -> Admission:
         return self._tag(await self._acquire(cfg))
@@ -151,6 +152,7 @@ class FallbackBreakerStore(BreakerStore):
         return self._tag(await self._snapshot())
 
     async def _acquire(self, cfg: CircuitBreakerConfig) -> Admission:
+        self._cfg = cfg
         if self._use_local():
             return self.local.acquire_now(cfg)
         try:
@@ -206,7 +208,7 @@ class FallbackBreakerStore(BreakerStore):
                 raise
             from kite_lab.safety.breaker import CircuitBreakerConfig
 
-            self._degrade(exc, CircuitBreakerConfig(failure_threshold=10**9))
+            self._degrade(exc, self._cfg or CircuitBreakerConfig())
             return self._local_snapshot()
         self._recover()
         self._known_open_until = snap.open_until if snap.state is OPEN else None

@@ -158,6 +158,8 @@ class MemoryBreakerStore(BreakerStore):
         self._reason: str | None = None
         self._changed_at: float | None = None
         self._gen = 0
+        self._admit_closed = Admission(True, CLOSED, store=self)  # never mutated
+        self._closed_ok = RecordResult(CLOSED, None, 0, 0)  # likewise; rebuilt per transition
 
     # The async contract, delegating to the synchronous core.
     async def acquire(self, cfg: CircuitBreakerConfig) -> Admission:
@@ -181,6 +183,7 @@ class MemoryBreakerStore(BreakerStore):
         old, self._state = self._state, new
         self._reason, self._changed_at = reason, now
         self._gen += 1
+        self._closed_ok = RecordResult(CLOSED, None, 0, self._gen)
         self._ho_successes = 0
         self._permits.clear()
         if new is OPEN:
@@ -191,12 +194,12 @@ class MemoryBreakerStore(BreakerStore):
 
     def acquire_now(self, cfg: CircuitBreakerConfig) -> Admission:
         if self._state is CLOSED:  # the hot path: one attribute read, no lock
-            return Admission(True, CLOSED, store=self)
+            return self._admit_closed
         with self._lock:
             now = self.clock.now()
             transition = None
             if self._state is CLOSED:
-                return Admission(True, CLOSED, store=self)
+                return self._admit_closed
             if self._state is OPEN:
                 if now < self._open_until:
                     self._rejected += 1
@@ -217,6 +220,13 @@ class MemoryBreakerStore(BreakerStore):
     def record_now(
         self, admission: Admission, outcome: str, cfg: CircuitBreakerConfig, error: str | None
     ) -> RecordResult:
+        if outcome == "success" and admission.token is None:
+            with self._lock:  # the hot path: a success while closed
+                if self._state is CLOSED:
+                    self._total += 1
+                    self._successes += 1
+                    self._consecutive = 0
+                    return self._closed_ok
         with self._lock:
             now = self.clock.now()
             token = admission.token

@@ -29,6 +29,7 @@ from kite_lab.core.runner import PerLoop, run_sync
 from kite_lab.safety.redis_client import (
     COMMAND_TIMEOUT,
     CONNECT_TIMEOUT,
+    MAX_CONNECTIONS,
     describe_redis_error,
     is_redis_error,
 )
@@ -120,21 +121,26 @@ class RateLimiter:
         return self._memory
 
     def _make_async_limiter(self) -> Any:
+        import redis.asyncio
         from limits.aio.storage import RedisStorage
         from limits.aio.strategies import MovingWindowRateLimiter
         from redis.asyncio.retry import Retry
         from redis.backoff import NoBackoff
 
         assert self.storage_url is not None
-        url = self.storage_url
-        storage = RedisStorage(
-            url if url.startswith("async+") else "async+" + url,
-            implementation="redispy",
-            key_prefix=self.prefix + "ratelimit",
+        url = self.storage_url.removeprefix("async+")
+        # our own pool: bounded (callers queue instead of failing with "Too many
+        # connections") and with the short timeouts of kite_lab's other Redis clients
+        pool = redis.asyncio.BlockingConnectionPool.from_url(
+            url,
+            max_connections=MAX_CONNECTIONS,
+            timeout=COMMAND_TIMEOUT * 5,
             socket_connect_timeout=CONNECT_TIMEOUT,
             socket_timeout=COMMAND_TIMEOUT,
-            retry=Retry(NoBackoff(), 1),  # type: ignore[arg-type]
+            retry=Retry(NoBackoff(), 1),
         )
+        storage = RedisStorage("async+" + url, implementation="redispy",
+                               key_prefix=self.prefix + "ratelimit", connection_pool=pool)
         return MovingWindowRateLimiter(storage)
 
     # -- the API -------------------------------------------------------------------------------

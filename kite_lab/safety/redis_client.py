@@ -74,17 +74,16 @@ def redis_client(url: str) -> redis.asyncio.Redis:
 
 
 async def aclose_redis_clients() -> None:
-    """Close the clients bound to the running loop (e.g. before the loop ends)."""
-    import asyncio
+    """Close the connections of the clients bound to the running loop.
 
-    loop = asyncio.get_running_loop()
+    The clients stay usable: their pools reconnect on the next command.
+    """
     for per_loop in list(_clients.values()):
-        client = per_loop._instances.pop(loop, None)  # noqa: SLF001 - our own PerLoop
-        if client is not None:
-            try:
-                await client.aclose()
-            except Exception:  # closing a client of a dead server must not raise
-                pass
+        client = per_loop.get()  # this loop's client; creating one opens no connection
+        try:
+            await client.connection_pool.disconnect()
+        except Exception:  # closing connections to a dead server must not raise
+            pass
 
 
 def key_join(prefix: str, *parts: str) -> str:

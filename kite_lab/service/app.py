@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from kite_lab.core.config import KiteSettings
     from kite_lab.core.events import Subscription
     from kite_lab.kite import Kite
-    from kite_lab.observability.metrics import KiteMetrics
+    from kite_lab.observability.metrics import KiteMetrics, LabelPolicy
     from kite_lab.service.health import HealthChecker
 
 __all__ = ["ServiceState", "create_app"]
@@ -86,6 +86,7 @@ class ServiceState:
     module_agents: dict[str, Any]
     secrets: list[str]
     routes: RouteTable = field(default_factory=RouteTable)
+    policy: LabelPolicy | None = None
     health: HealthChecker = field(init=False)
     subscriptions: list[Subscription] = field(default_factory=list)
     idempotency_enabled: bool = True
@@ -179,6 +180,7 @@ def create_app(
         agents=lambda: state.agents().keys(),
         routes=state.routes.templates,
     )
+    state.policy = policy
     for each in kites:
         state.subscriptions.append(state.metrics.attach(each.event_bus, policy))
         state.subscriptions.append(
@@ -194,6 +196,7 @@ def _lifespan(state: ServiceState) -> Any:
 
         configure_logging(state.settings.kite_log_level)
         hooked = state.drainer.install()
+        _publish_breaker_state(state)
         _log_startup(state, hooked)
         try:
             yield
@@ -201,6 +204,18 @@ def _lifespan(state: ServiceState) -> Any:
             await _shutdown(state)
 
     return lifespan
+
+
+def _publish_breaker_state(state: ServiceState) -> None:
+    """Give ``kite_circuit_breaker_state`` a value before the first transition."""
+    try:
+        provider = state.kite.provider_name
+        breaker_state = state.kite.breaker_for(provider).state  # last known: no I/O
+    except Exception:  # no provider configured: /health says so
+        return
+    assert state.policy is not None
+    label = state.policy.provider(provider)
+    state.metrics.circuit_breaker_state.labels(breaker=label).set(breaker_state)
 
 
 def _log_startup(state: ServiceState, hooked: bool) -> None:

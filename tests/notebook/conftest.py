@@ -13,18 +13,8 @@ from typing import Any
 
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
+from nb_helpers import FAKE_KEY, TestingShell
 from traitlets.config import Config
-
-FAKE_KEY = "sk-test-notebook-fake-key-0123456789"
-
-
-class TestingShell(InteractiveShell):
-    """An InteractiveShell whose ``run_cell`` raises the cell's exception."""
-
-    def run_cell(self, raw_cell: str, *args: Any, **kwargs: Any) -> Any:
-        result = super().run_cell(raw_cell, *args, **kwargs)
-        result.raise_error()
-        return result
 
 
 @pytest.fixture

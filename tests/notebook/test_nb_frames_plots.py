@@ -9,6 +9,7 @@ import plotly.graph_objects as go
 import pytest
 
 from kite_lab import frames, plots
+from kite_lab.core.errors import ServerError
 from kite_lab.core.events import Event, EventBus
 from kite_lab.testing import Fault, Reply
 
@@ -24,10 +25,13 @@ def _synthetic_bus() -> list[Event]:
                            error="ServerError", latency_s=0.1)),
         ("breaker:state", dict(name="openai", old="closed", new="open", reason="threshold")),
         ("llm:response", dict(provider="local", model="smol", request_id="r3", prompt_tokens=3,
-                              completion_tokens=4, cost_usd=None, latency_s=0.5, cached=True)),
+                              completion_tokens=4, cost_usd=None, latency_s=0.5, cached=False)),
         ("llm:response", dict(provider="openai", model="gpt-4o-mini", request_id="r4",
                               prompt_tokens=1, completion_tokens=1, cost_usd=0.002,
                               latency_s=0.3, cached=False)),
+        ("llm:response", dict(provider="openai", model="gpt-4o-mini", request_id="r5",
+                              prompt_tokens=1, completion_tokens=1, cost_usd=0.002,
+                              latency_s=0.0, cached=True)),
         ("agent:end", dict(agent="bot", run_id="a", success=True, iterations=2, tool_calls=1,
                            prompt_tokens=5, completion_tokens=6, cost_usd=0.01, latency_s=1.0,
                            error=None)),
@@ -41,11 +45,12 @@ def _synthetic_bus() -> list[Event]:
 def test_calls_df_columns_and_types() -> None:
     df = frames.calls_df(_synthetic_bus())
     assert isinstance(df.index, pd.DatetimeIndex) and str(df.index.tz) == "UTC"
-    assert list(df["request_id"]) == ["r1", "r2", "r3", "r4"]
+    assert list(df["request_id"]) == ["r1", "r2", "r3", "r4", "r5"]
     assert str(df["prompt_tokens"].dtype) == "Int64" and str(df["cached"].dtype) == "boolean"
     assert df["error"].iloc[1] == "ServerError" and pd.isna(df["error"].iloc[0])
     assert pd.isna(df["cost_usd"].iloc[2])  # unknown cost stays unknown
-    assert list(df["breaker_state"]) == ["closed", "closed", "closed", "open"]
+    assert df["cost_usd"].iloc[4] == 0.0  # a cache hit costs nothing
+    assert list(df["breaker_state"]) == ["closed", "closed", "closed", "open", "open"]
 
 
 def test_empty_frames_keep_their_columns() -> None:
@@ -62,8 +67,8 @@ def test_empty_frames_keep_their_columns() -> None:
 def test_metrics_cost_runs_breakers() -> None:
     bus = _synthetic_bus()
     metrics = frames.metrics_df(bus).set_index("model")
-    assert metrics.loc["gpt-4o-mini", "calls"] == 3 and metrics.loc["gpt-4o-mini", "errors"] == 1
-    assert metrics.loc["smol", "cached"] == 1
+    assert metrics.loc["gpt-4o-mini", "calls"] == 4 and metrics.loc["gpt-4o-mini", "errors"] == 1
+    assert metrics.loc["gpt-4o-mini", "cached"] == 1 and metrics.loc["smol", "cached"] == 0
     cost = frames.cost_df(bus).set_index("model")
     assert cost.loc["gpt-4o-mini", "cost_usd"] == pytest.approx(0.003)
     assert pd.isna(cost.loc["smol", "cost_usd"]) and cost.loc["smol", "unpriced_calls"] == 1
@@ -75,7 +80,9 @@ def test_metrics_cost_runs_breakers() -> None:
 
 def test_plots_have_traces() -> None:
     bus = _synthetic_bus()
-    assert len(plots.latency_histogram(bus).data) == 1  # cached and failed calls excluded
+    histogram = plots.latency_histogram(bus)  # cached and failed calls are excluded
+    assert {t.name: len(t.x) for t in histogram.data} == {"local/smol": 1,
+                                                           "openai/gpt-4o-mini": 2}
     assert {t.name for t in plots.calls_over_time(bus).data} == {"openai/gpt-4o-mini",
                                                                  "local/smol"}
     assert len(plots.cost_over_time(bus).data) == 2
@@ -89,7 +96,7 @@ def test_plots_have_traces() -> None:
 def test_frames_from_a_real_kite(fake_kite: Any, fake_llm: Any, tmp_path: Any) -> None:
     fake_llm.enqueue(Reply(text="a", prompt_tokens=2, completion_tokens=3), Fault(status=500))
     fake_kite.complete("one")
-    with pytest.raises(Exception):
+    with pytest.raises(ServerError):
         fake_kite.complete("two")
     calls = frames.calls_df(fake_kite)
     assert list(calls["error"].fillna("")) == ["", "ServerError"]

@@ -11,13 +11,12 @@ import pandas as pd
 import pytest
 from IPython.core.error import UsageError
 from IPython.utils.capture import capture_output
+from nb_helpers import FAKE_KEY
 
 from kite_lab.core.errors import AgentError, OutputParseError, ServerError
 from kite_lab.core.types import RunResult
 from kite_lab.notebook.render import KiteText
 from kite_lab.testing import Fault, Reply, ToolCallSpec
-
-from conftest import FAKE_KEY
 
 
 def cell(ip: Any, line: str, body: str) -> Any:
@@ -300,9 +299,8 @@ def test_pyproject_wrong_type_is_an_error(shell: Any, tmp_path: Any) -> None:
 
 def test_ipython_config_wins_over_pyproject(tmp_path: Any) -> None:
     from IPython.core.interactiveshell import InteractiveShell
+    from nb_helpers import TestingShell
     from traitlets.config import Config
-
-    from conftest import TestingShell
 
     (tmp_path / "pyproject.toml").write_text("[tool.kite_lab]\ndefault_format = 'text'\n")
     config = Config()
@@ -318,3 +316,47 @@ def test_ipython_config_wins_over_pyproject(tmp_path: Any) -> None:
 
         unload_ipython_extension(shell)
         TestingShell.clear_instance()
+
+
+def test_line_form_sees_function_locals(ip: Any, fake_llm: Any) -> None:
+    ip.run_cell('def f():\n    who = "Bob"\n    y = %kite complete hi {who}\n    return y\n'
+                "result = f()")
+    assert ip.user_ns["result"] == "Echo: hi Bob"
+
+
+def test_code_format_offers_the_next_cell(ip: Any, fake_llm: Any) -> None:
+    fake_llm.enqueue("Here:\n```python\nprint('hi')\n```")
+    cell(ip, "-f code --no-stream", "write code")
+    assert ip.rl_next_input == "print('hi')"
+    ip.run_line_magic("config", "KiteMagics.code_next_cell = False")
+    ip.rl_next_input = None
+    fake_llm.enqueue("```python\nx = 2\n```")
+    cell(ip, "-f code --no-stream", "write code")
+    assert ip.rl_next_input is None
+
+
+def test_streamed_markdown_and_default_model(ip: Any, fake_llm: Any) -> None:
+    ip.run_line_magic("config", "KiteMagics.default_model = 'openai/gpt-4.1-mini'")
+    cap = cell(ip, "", "hello")
+    assert fake_llm.requests[-1].model == "gpt-4.1-mini" and fake_llm.requests[-1].stream
+    assert "text/markdown" in cap.outputs[0].data  # the partial view is Markdown too
+    assert cap.outputs[-1].metadata["kite_lab"]["model"] == "gpt-4.1-mini"
+
+
+def test_help_via_question_mark(ip: Any) -> None:
+    with capture_output() as cap:
+        ip.run_cell("%%kite?")
+    assert "--no-interpolate" in cap.stdout and "%kite calls" in cap.stdout
+
+
+def test_current_without_ipython_shell(monkeypatch: Any) -> None:
+    import kite_lab.notebook
+    from kite_lab import Kite
+    from kite_lab.notebook import current, use
+
+    monkeypatch.setattr(kite_lab.notebook, "_default", None)
+    assert isinstance(current(), Kite)
+    ai = Kite(env_file=None)
+    assert use(ai) is ai and current() is ai
+    with pytest.raises(TypeError):
+        use("not a kite")  # type: ignore[arg-type]

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from kite_lab.core.errors import ServerError
 from kite_lab.notebook.widgets import AgentRunWidget, BreakerInspector, MemoryExplorer
 from kite_lab.testing import Fault, Reply, ToolCallSpec
 
@@ -68,7 +69,7 @@ def test_breaker_inspector_counts_real_failures(fake_kite: Any, fake_llm: Any) -
     assert fake_kite.circuit_breaker.config.failure_threshold == 2
     fake_llm.enqueue(Fault(status=500), Fault(status=500))
     for _ in range(2):
-        with pytest.raises(Exception):
+        with pytest.raises(ServerError):
             fake_kite.complete("hi")
     assert inspector.state == "open"  # pushed by the breaker:state event, no refresh
     assert sum(e["event"] == "breaker:failure" for e in inspector.events) == 2

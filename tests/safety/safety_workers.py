@@ -153,7 +153,7 @@ async def idem_owner(p: dict[str, Any]) -> dict[str, Any]:
 async def idem_reclaim(p: dict[str, Any]) -> dict[str, Any]:
     """Racing reclaimers: every task tries to take the lease once, without waiting."""
     from kite_lab.core.errors import IdempotencyInProgress
-    from kite_lab.safety.idempotency import Lease
+    from kite_lab.safety.idempotency import Lease, fingerprint
 
     clock = FakeClock()
     clock.advance(p.get("advance", 0.0))
@@ -162,7 +162,7 @@ async def idem_reclaim(p: dict[str, Any]) -> dict[str, Any]:
 
     async def one() -> str:
         try:
-            got = await manager.abegin(p["operation_id"], "", wait=0)
+            got = await manager.abegin(p["operation_id"], fingerprint(()), wait=0)
         except IdempotencyInProgress:
             return "in_progress"
         return "reclaimed" if isinstance(got, Lease) and got.reclaimed else "other"

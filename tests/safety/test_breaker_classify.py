@@ -99,7 +99,6 @@ def test_raw_sdk_errors_follow_the_table(exc, expected):
     (KillSwitchError("stop"), IGNORED),
     (CircuitBreakerError("inner", 3.0), IGNORED),
     (TimeoutError(), FAILURE),
-    (asyncio.TimeoutError(), FAILURE),
     (ConnectionResetError(), FAILURE),
     (OSError("network"), FAILURE),
     (ValueError("anything else"), FAILURE),

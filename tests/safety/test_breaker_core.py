@@ -376,7 +376,7 @@ async def test_another_process_opening_the_breaker_is_noticed(redis_url, redis_p
     assert (await b.aget_stats())["failed_calls"] == 2  # the counters are shared
 
 
-async def test_no_serialization_100_async_calls_of_1s_finish_in_about_1s(make_breaker):
+async def test_no_serialization_100_async_calls_of_1s_finish_in_about_1s(make_breaker, backend):
     breaker = make_breaker(failure_threshold=3)
     running = peak = 0
 
@@ -394,7 +394,9 @@ async def test_no_serialization_100_async_calls_of_1s_finish_in_about_1s(make_br
     elapsed = time.perf_counter() - start
     assert results == list(range(100))
     assert peak == 100  # all 100 were inside the breaker at the same time
-    assert elapsed < 1.5, f"100 concurrent 1 s calls took {elapsed:.2f} s"
+    # serialized, this would take 100 s; Redis adds 200 script calls of CPU on a shared box
+    limit = 1.5 if backend == "memory" else 3.0
+    assert elapsed < limit, f"100 concurrent 1 s calls took {elapsed:.2f} s"
     assert (await breaker.aget_stats())["successful_calls"] == 100
 
 

@@ -221,7 +221,7 @@ def test_redis_breaker_matches_the_model(redis_url):
     machine = type("RedisBreakerMachine", (BreakerMachine,),
                    {"backend": "redis", "redis_url": redis_url})
     machine.TestCase.settings = settings(
-        max_examples=40, stateful_step_count=50, deadline=None,
+        max_examples=80, stateful_step_count=50, deadline=None,
         suppress_health_check=[HealthCheck.too_slow],
     )
     machine.TestCase().runTest()

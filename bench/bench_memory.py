@@ -1,0 +1,292 @@
+"""Memory figures, each against a raw baseline measured in the same run:
+
+- vector memory search vs raw FAISS (IndexIDMap2 over flat IP, 1 thread) on
+  100k x 384 (goal <= 1.10x): the same vectors, the same queries, interleaved;
+- embed_batch through kite_lab vs raw fastembed, batch 64, bundled MiniLM (goal <= 1.05x);
+- session appends per second and get_history(last 50) latency, SQLite and Postgres,
+  vs the same inserts / select written directly against sqlite3 / psycopg with the same
+  durability (one committed transaction per message). Postgres is skipped when
+  127.0.0.1:5432 does not answer.
+"""
+
+from __future__ import annotations
+
+import socket
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+import zlib
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import Figure, paired_ratios, parse_args, report, summarize  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from kite_lab.providers.embeddings import EmbeddingProvider  # noqa: E402
+
+DIM = 384
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+class RandomEmbeddings(EmbeddingProvider):
+    """A deterministic random unit vector per text: fills 100k chunks in seconds."""
+
+    name = "random"
+
+    def __init__(self) -> None:
+        super().__init__("bench/random", DIM)
+
+    def _embed_array(self, texts: list[str]) -> np.ndarray:
+        return np.stack([_vector(zlib.crc32(t.encode())) for t in texts])
+
+
+def _vector(seed: int) -> np.ndarray:
+    v = np.random.default_rng(seed).standard_normal(DIM).astype(np.float32)
+    return v / np.linalg.norm(v)
+
+
+# -- vector search ---------------------------------------------------------------------------
+
+
+def vector_search(n: int, queries: int, repeat: int, home: Path) -> Figure:
+    import faiss
+
+    from kite_lab.memory.vector import VectorMemory
+
+    texts = [f"chunk {i}" for i in range(n)]
+    started = time.perf_counter()
+    vm = VectorMemory(home / "vector", RandomEmbeddings())
+    vm.add_documents((f"d{i}", t) for i, t in enumerate(texts))
+    fill_s = time.perf_counter() - started
+    raw = faiss.IndexIDMap2(faiss.IndexFlatIP(DIM))
+    raw.add_with_ids(
+        np.stack([_vector(zlib.crc32(t.encode())) for t in texts]), np.arange(n, dtype=np.int64)
+    )
+    rng = np.random.default_rng(7)
+    qs = rng.standard_normal((queries, DIM)).astype(np.float32)
+    qs /= np.linalg.norm(qs, axis=1, keepdims=True)
+    faiss.omp_set_num_threads(1)  # the baseline gets the same single-thread setting
+    turn = {"ours": 0, "raw": 0}
+
+    def ours() -> None:
+        turn["ours"] = (turn["ours"] + 1) % queries
+        vm.search_vector(qs[turn["ours"]], top_k=5)
+
+    def baseline() -> None:
+        turn["raw"] = (turn["raw"] + 1) % queries
+        raw.search(qs[turn["raw"] : turn["raw"] + 1], 5)
+
+    ours(), baseline()
+    ratios, ours_s, base_s = paired_ratios(ours, baseline, number=queries, repeat=repeat)
+    vm.close()
+    return summarize(
+        f"vector_memory.search_vector / raw faiss search, {n} x {DIM}, top 5",
+        ratios,
+        "x",
+        goal="<= 1.10x",
+        baseline="faiss IndexIDMap2(IndexFlatIP), 1 OpenMP thread, same vectors and queries",
+        extra={
+            "ours_ms": statistics.median(ours_s) * 1000,
+            "raw_ms": statistics.median(base_s) * 1000,
+            "fill_s": round(fill_s, 2),
+        },
+    )
+
+
+# -- embeddings ------------------------------------------------------------------------------------
+
+
+def embedding_throughput(n: int, repeat: int, home: Path) -> Figure:
+    from fastembed import TextEmbedding
+
+    from kite_lab.core.config import load_settings
+    from kite_lab.providers.embeddings import build_embeddings
+
+    provider = build_embeddings(load_settings({"kite_home": home}, env_file=None))
+    engine = TextEmbedding(
+        "sentence-transformers/all-MiniLM-L6-v2",
+        specific_model_path=str(provider.model_path),  # type: ignore[attr-defined]
+        local_files_only=True,
+    )
+    words = "memory agents vector search notebook kite provider cache session tool".split()
+    texts = [" ".join(words[(i + j) % len(words)] for j in range(8 + i % 24)) for i in range(n)]
+    provider.embed_batch(texts[:64]), list(engine.embed(texts[:64], batch_size=64))  # warm up
+    ratios, ours_s, base_s = paired_ratios(
+        lambda: provider.embed_batch(texts),
+        lambda: [v.tolist() for v in engine.embed(texts, batch_size=64)],
+        number=1,
+        repeat=repeat,
+    )
+    return summarize(
+        f"embed_batch time / raw fastembed time, {n} texts, batch 64",
+        ratios,
+        "x",
+        goal="<= 1.05x",
+        baseline="fastembed TextEmbedding.embed(batch_size=64) on the same model folder",
+        extra={
+            "ours_texts_per_s": n / statistics.median(ours_s),
+            "raw_texts_per_s": n / statistics.median(base_s),
+        },
+    )
+
+
+# -- sessions -----------------------------------------------------------------------------------------
+
+
+def _raw_sqlite(path: Path) -> tuple[Any, Any]:
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute(
+        "CREATE TABLE m (id INTEGER PRIMARY KEY AUTOINCREMENT, session_id TEXT, role TEXT, "
+        "content TEXT, created_at REAL)"
+    )
+    conn.execute("CREATE INDEX m_s ON m(session_id, id)")
+
+    def append(i: int) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute(
+            "INSERT INTO m(session_id, role, content, created_at) VALUES (?, ?, ?, ?)",
+            ("s", "user", f"message {i}", time.time()),
+        )
+        conn.execute("COMMIT")
+
+    def last50() -> None:
+        conn.execute(
+            "SELECT * FROM m WHERE session_id = ? ORDER BY id DESC LIMIT 50", ("s",)
+        ).fetchall()
+
+    return append, last50
+
+
+def _raw_postgres(url: str) -> tuple[Any, Any]:
+    import psycopg
+
+    conn = psycopg.connect(url)
+    conn.execute(
+        "CREATE TABLE m (id BIGSERIAL PRIMARY KEY, session_id TEXT, role TEXT, content TEXT, "
+        "created_at DOUBLE PRECISION)"
+    )
+    conn.execute("CREATE INDEX m_s ON m(session_id, id)")
+    conn.commit()
+
+    def append(i: int) -> None:
+        conn.execute(
+            "INSERT INTO m(session_id, role, content, created_at) VALUES (%s, %s, %s, %s)",
+            ("s", "user", f"message {i}", time.time()),
+        )
+        conn.commit()
+
+    def last50() -> None:
+        conn.execute(
+            "SELECT * FROM m WHERE session_id = %s ORDER BY id DESC LIMIT 50", ("s",)
+        ).fetchall()
+        conn.commit()
+
+    return append, last50
+
+
+def sessions(
+    backend: str, url: str, raw: tuple[Any, Any], appends: int, repeat: int
+) -> list[Figure]:
+    from kite_lab.memory.sessions import SessionStore
+
+    store = SessionStore(url)
+    raw_append, raw_last50 = raw
+    counter = {"ours": 0, "raw": 0}
+
+    def ours() -> None:
+        counter["ours"] += 1
+        store.add_message("s", "user", f"message {counter['ours']}")
+
+    def baseline() -> None:
+        counter["raw"] += 1
+        raw_append(counter["raw"])
+
+    ours(), baseline()
+    ratios, ours_s, base_s = paired_ratios(ours, baseline, number=appends, repeat=repeat)
+    append_fig = summarize(
+        f"session append time / raw {backend} insert+commit",
+        ratios,
+        "x",
+        goal="report",
+        baseline=f"one INSERT per committed transaction via the raw driver ({backend})",
+        extra={
+            "ours_appends_per_s": 1 / statistics.median(ours_s),
+            "raw_appends_per_s": 1 / statistics.median(base_s),
+        },
+    )
+    ratios, ours_s, base_s = paired_ratios(
+        lambda: store.get_history("s", max_messages=50), raw_last50, number=appends, repeat=repeat
+    )
+    history_fig = summarize(
+        f"get_history(last 50) / raw {backend} select",
+        ratios,
+        "x",
+        goal="report",
+        baseline=f"SELECT ... ORDER BY id DESC LIMIT 50 via the raw driver ({backend})",
+        extra={
+            "ours_ms": statistics.median(ours_s) * 1000,
+            "raw_ms": statistics.median(base_s) * 1000,
+            "messages_in_session": counter["ours"],
+        },
+    )
+    store.close()
+    return [append_fig, history_fig]
+
+
+def _postgres_up() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 5432), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def main() -> None:
+    args = parse_args(__doc__ or "")
+    quick = args.quick
+    figures: list[Figure] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp)
+        figures.append(
+            vector_search(
+                n=2_000 if quick else 100_000,
+                queries=20 if quick else 200,
+                repeat=2 if quick else 7,
+                home=home,
+            )
+        )
+        figures.append(
+            embedding_throughput(n=64 if quick else 1024, repeat=2 if quick else 5, home=home)
+        )
+        appends, repeat = (20, 2) if quick else (200, 5)
+        sqlite_url = f"sqlite:///{home / 'sessions.db'}"
+        figures += sessions("sqlite", sqlite_url, _raw_sqlite(home / "raw.db"), appends, repeat)
+        if _postgres_up():
+            import psycopg
+
+            names = [f"kite_bench_{uuid.uuid4().hex[:8]}" for _ in range(2)]
+            with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+                for name in names:
+                    admin.execute(f'CREATE DATABASE "{name}"')
+            try:
+                ours_url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{names[0]}"
+                raw_url = f"postgresql://postgres@127.0.0.1:5432/{names[1]}"
+                figures += sessions("postgres", ours_url, _raw_postgres(raw_url), appends, repeat)
+            finally:
+                with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+                    for name in names:
+                        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        else:
+            print("PostgreSQL not reachable on 127.0.0.1:5432: Postgres figures skipped")
+    report(figures)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,39 @@
+"""schemathesis against the running service's OpenAPI schema: no input gives a 5xx.
+
+Bounded: the coverage and fuzzing phases only, 10 examples per operation, fixed seed.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import SERVICE_KEY
+
+pytestmark = pytest.mark.timeout(150)
+
+ST = str(Path(sys.executable).with_name("st"))
+AGENTS = "from kite_lab import Kite\n\nai = Kite()\nai.create_agent('helper', 'Be concise.')\n"
+
+
+def test_no_server_errors_for_generated_requests(service_env, start_service, tmp_path):
+    if not Path(ST).exists():
+        pytest.skip("schemathesis is not installed (pip install schemathesis)")
+    (tmp_path / "exported_agents.py").write_text(AGENTS, encoding="utf-8")
+    service_env.update(KITE_API_KEYS=SERVICE_KEY)
+    service = start_service(service_env, app="exported_agents")
+    result = subprocess.run(
+        [ST, "run", f"{service.url}/openapi.json",
+         "--header", f"Authorization: Bearer {SERVICE_KEY}",
+         "--checks", "not_a_server_error",
+         "--phases", "coverage,fuzzing",
+         "--max-examples", "10", "--seed", "1", "--generation-database", "none",
+         "--request-timeout", "20", "--no-color"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert "passed" in result.stdout
+    assert service.stop() == 0
+    assert '"status": 500' not in service.log()

@@ -23,9 +23,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import Figure, paired_ratios, parse_args, report, summarize  # noqa: E402
-
 import numpy as np  # noqa: E402
+from _common import Figure, paired_ratios, parse_args, report, summarize  # noqa: E402
 
 from kite_lab.providers.embeddings import EmbeddingProvider  # noqa: E402
 
@@ -50,7 +49,7 @@ def _vector(seed: int) -> np.ndarray:
     return v / np.linalg.norm(v)
 
 
-# -- vector search ---------------------------------------------------------------------------
+# -- vector search ---------------------------------------------------------------------
 
 
 def vector_search(n: int, queries: int, repeat: int, home: Path) -> Figure:
@@ -98,7 +97,7 @@ def vector_search(n: int, queries: int, repeat: int, home: Path) -> Figure:
     )
 
 
-# -- embeddings ------------------------------------------------------------------------------------
+# -- embeddings ------------------------------------------------------------------------
 
 
 def embedding_throughput(n: int, repeat: int, home: Path) -> Figure:
@@ -135,7 +134,7 @@ def embedding_throughput(n: int, repeat: int, home: Path) -> Figure:
     )
 
 
-# -- sessions -----------------------------------------------------------------------------------------
+# -- sessions --------------------------------------------------------------------------
 
 
 def _raw_sqlite(path: Path) -> tuple[Any, Any]:

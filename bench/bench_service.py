@@ -50,8 +50,9 @@ def passthrough_app() -> Any:
     from fastapi import FastAPI
     from pydantic import BaseModel
 
-    client = openai.AsyncOpenAI(api_key=os.environ["OPENAI_API_KEY"],
-                                base_url=os.environ["OPENAI_BASE_URL"], max_retries=0)
+    client = openai.AsyncOpenAI(
+        api_key=os.environ["OPENAI_API_KEY"], base_url=os.environ["OPENAI_BASE_URL"], max_retries=0
+    )
     app = FastAPI()
 
     class Body(BaseModel):
@@ -61,10 +62,13 @@ def passthrough_app() -> Any:
     async def complete(body: Body) -> dict[str, Any]:
         extra = {"temperature": body.temperature} if body.temperature is not None else {}
         response = await client.chat.completions.create(
-            model="gpt-4o-mini", messages=[{"role": "user", "content": body.prompt}], **extra)
+            model="gpt-4o-mini", messages=[{"role": "user", "content": body.prompt}], **extra
+        )
         usage = response.usage
-        return {"text": response.choices[0].message.content,
-                "usage": usage.model_dump() if usage else None}
+        return {
+            "text": response.choices[0].message.content,
+            "usage": usage.model_dump() if usage else None,
+        }
 
     complete.__annotations__["body"] = Body  # a local class: resolve the string annotation
     app.post("/complete")(complete)
@@ -90,17 +94,37 @@ def server(kind: str, upstream: str, env_extra: dict[str, str] | None = None) ->
 
     port = _free_port()
     home = tempfile.mkdtemp(prefix="kite-bench-")
-    env = dict(os.environ, OPENAI_API_KEY="sk-bench-0123456789abcdef", OPENAI_BASE_URL=f"{upstream}/v1",
-               LLM_PROVIDER="openai", LLM_MODEL="gpt-4o-mini", KITE_HOME=home, KITE_RATE_LIMIT="off")
+    env = dict(
+        os.environ,
+        OPENAI_API_KEY="sk-bench-0123456789abcdef",
+        OPENAI_BASE_URL=f"{upstream}/v1",
+        LLM_PROVIDER="openai",
+        LLM_MODEL="gpt-4o-mini",
+        KITE_HOME=home,
+        KITE_RATE_LIMIT="off",
+    )
     for name in ("REDIS_URL", "POSTGRES_URL", "KITE_API_KEYS", "CACHE_BACKEND"):
         env.pop(name, None)
     env.update(env_extra or {})
     if kind == "ours":
         cmd = [str(Path(sys.executable).with_name("kite-lab")), "serve", "--port", str(port)]
     else:
-        cmd = [sys.executable, "-m", "uvicorn", "--factory", "bench_service:passthrough_app",
-               "--app-dir", str(BENCH_DIR), "--port", str(port), "--log-level", "warning"]
-    proc = subprocess.Popen(cmd, env=env, cwd=home, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cmd = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "bench_service:passthrough_app",
+            "--app-dir",
+            str(BENCH_DIR),
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ]
+    proc = subprocess.Popen(
+        cmd, env=env, cwd=home, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -141,21 +165,39 @@ end
 """
 
 
-def _wrk(url: str, body: dict[str, Any], connections: int, seconds: float,
-         auth: bool, idempotency: bool) -> dict[str, float]:
+def _wrk(
+    url: str, body: dict[str, Any], connections: int, seconds: float, auth: bool, idempotency: bool
+) -> dict[str, float]:
     script = _WRK_SCRIPT % {
         "body": json.dumps(body),
         "auth": f'wrk.headers["Authorization"] = "Bearer {SERVICE_KEY}"' if auth else "",
-        "idem": ('wrk.headers["Idempotency-Key"] = "k-" .. math.random(1, 1e9) .. "-" .. n'
-                 if idempotency else ""),
+        "idem": (
+            'wrk.headers["Idempotency-Key"] = "k-" .. math.random(1, 1e9) .. "-" .. n'
+            if idempotency
+            else ""
+        ),
     }
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
         fh.write(script)
     try:
         out = subprocess.run(
-            ["wrk", "-t", "1", "-c", str(connections), "-d", f"{max(1, round(seconds))}s",
-             "--latency", "-s", fh.name, url],
-            capture_output=True, text=True, check=True, timeout=seconds + 60,
+            [
+                "wrk",
+                "-t",
+                "1",
+                "-c",
+                str(connections),
+                "-d",
+                f"{max(1, round(seconds))}s",
+                "--latency",
+                "-s",
+                fh.name,
+                url,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=seconds + 60,
         ).stdout
     finally:
         os.unlink(fh.name)
@@ -180,8 +222,9 @@ def _wrk_ms(text: str) -> float:
     return float(text)
 
 
-async def _httpx_load(url: str, body: dict[str, Any], connections: int, seconds: float,
-                      auth: bool, idempotency: bool) -> dict[str, float]:
+async def _httpx_load(
+    url: str, body: dict[str, Any], connections: int, seconds: float, auth: bool, idempotency: bool
+) -> dict[str, float]:
     import httpx
 
     headers = {"Authorization": f"Bearer {SERVICE_KEY}"} if auth else {}
@@ -208,21 +251,45 @@ async def _httpx_load(url: str, body: dict[str, Any], connections: int, seconds:
         await asyncio.gather(*(worker() for _ in range(connections)))
         elapsed = time.perf_counter() - started
     latencies.sort()
-    return {"rps": len(latencies) / elapsed, "p50": latencies[len(latencies) // 2],
-            "p99": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
-            "non2xx": float(errors), "requests": float(len(latencies))}
+    return {
+        "rps": len(latencies) / elapsed,
+        "p50": latencies[len(latencies) // 2],
+        "p99": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
+        "non2xx": float(errors),
+        "requests": float(len(latencies)),
+    }
 
 
-def load(url: str, body: dict[str, Any], *, connections: int, seconds: float,
-         auth: bool = False, idempotency: bool = False) -> dict[str, float]:
+def load(
+    url: str,
+    body: dict[str, Any],
+    *,
+    connections: int,
+    seconds: float,
+    auth: bool = False,
+    idempotency: bool = False,
+) -> dict[str, float]:
     """Drive ``POST /complete`` from another process; rps, p50/p99 (ms), non-2xx count."""
     if shutil.which("wrk"):
         result = _wrk(url, body, connections, seconds, auth, idempotency)
     else:
-        args = json.dumps({"url": url, "body": body, "connections": connections,
-                           "seconds": seconds, "auth": auth, "idempotency": idempotency})
-        out = subprocess.run([sys.executable, __file__, "--load", args], capture_output=True,
-                             text=True, check=True, timeout=seconds + 120).stdout
+        args = json.dumps(
+            {
+                "url": url,
+                "body": body,
+                "connections": connections,
+                "seconds": seconds,
+                "auth": auth,
+                "idempotency": idempotency,
+            }
+        )
+        out = subprocess.run(
+            [sys.executable, __file__, "--load", args],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=seconds + 120,
+        ).stdout
         result = json.loads(out.strip().splitlines()[-1])
     if result.get("non2xx"):
         raise RuntimeError(f"{result['non2xx']:.0f} non-2xx answers from {url}")
@@ -244,41 +311,82 @@ def throughput(upstream: str, seconds: float, repeat: int, connections: int) -> 
             cache_speedup.append(c / o)
     tool = "wrk" if shutil.which("wrk") else "httpx"
     return [
-        summarize("/complete throughput, kite-lab serve / bare FastAPI passthrough", ratios, "x",
-                  goal=">= 0.9x",
-                  baseline=f"bare FastAPI + openai SDK, same fake upstream: "
-                           f"{statistics.median(bare_rps):.0f} req/s (ours {statistics.median(ours_rps):.0f})",
-                  note=f"1 worker each, {connections} connections, {tool}, {seconds:.0f} s runs"),
-        summarize("/complete from the response cache, one worker", cached_rps, "req/s",
-                  baseline=f"same worker calling the fake provider: {statistics.median(ours_rps):.0f} req/s "
-                           f"(cache speedup {statistics.median(cache_speedup):.2f}x)",
-                  note=f"temperature 0, memory cache, {connections} connections, {tool}"),
+        summarize(
+            "/complete throughput, kite-lab serve / bare FastAPI passthrough",
+            ratios,
+            "x",
+            goal=">= 0.9x",
+            baseline=f"bare FastAPI + openai SDK, same fake upstream: "
+            f"{statistics.median(bare_rps):.0f} req/s (ours {statistics.median(ours_rps):.0f})",
+            note=f"1 worker each, {connections} connections, {tool}, {seconds:.0f} s runs",
+        ),
+        summarize(
+            "/complete from the response cache, one worker",
+            cached_rps,
+            "req/s",
+            baseline=f"same worker calling the fake provider: "
+            f"{statistics.median(ours_rps):.0f} req/s "
+            f"(cache speedup {statistics.median(cache_speedup):.2f}x)",
+            note=f"temperature 0, memory cache, {connections} connections, {tool}",
+        ),
     ]
 
 
-def added_latency(upstream: str, seconds: float, repeat: int, redis_url: str | None) -> list[Figure]:
+def added_latency(
+    upstream: str, seconds: float, repeat: int, redis_url: str | None
+) -> list[Figure]:
     """Latency with auth + rate limit + idempotency keys minus latency without them."""
     figures = []
     variants: list[tuple[str, dict[str, str]]] = [("memory stores", {})]
     if redis_url:
-        variants.append(("Redis stores", {"REDIS_URL": redis_url,
-                                          "KITE_REDIS_PREFIX": f"bench:{os.getpid()}:"}))
+        variants.append(
+            ("Redis stores", {"REDIS_URL": redis_url, "KITE_REDIS_PREFIX": f"bench:{os.getpid()}:"})
+        )
     for label, backend in variants:
         plain_env = {**backend, "KITE_RATE_LIMIT": "off"}
-        guarded_env = {**backend, "KITE_RATE_LIMIT": "100000000/minute", "KITE_API_KEYS": SERVICE_KEY}
+        guarded_env = {
+            **backend,
+            "KITE_RATE_LIMIT": "100000000/minute",
+            "KITE_API_KEYS": SERVICE_KEY,
+        }
         d50, d99, base50 = [], [], []
-        with server("ours", upstream, plain_env) as plain, server("ours", upstream, guarded_env) as guarded:
+        with (
+            server("ours", upstream, plain_env) as plain,
+            server("ours", upstream, guarded_env) as guarded,
+        ):
             for _ in range(repeat):
                 p = load(plain, CACHED_BODY, connections=1, seconds=seconds)
-                g = load(guarded, CACHED_BODY, connections=1, seconds=seconds, auth=True, idempotency=True)
+                g = load(
+                    guarded,
+                    CACHED_BODY,
+                    connections=1,
+                    seconds=seconds,
+                    auth=True,
+                    idempotency=True,
+                )
                 d50.append(g["p50"] - p["p50"])
                 d99.append(g["p99"] - p["p99"])
                 base50.append(p["p50"])
-        base = f"same service, all three off: p50 {statistics.median(base50):.3f} ms (cached /complete, 1 connection)"
-        figures.append(summarize(f"p50 latency added by auth + rate limit + idempotency ({label})",
-                                 d50, "ms", baseline=base))
-        figures.append(summarize(f"p99 latency added by auth + rate limit + idempotency ({label})",
-                                 d99, "ms", baseline=base))
+        base = (
+            f"same service, all three off: p50 {statistics.median(base50):.3f} ms "
+            "(cached /complete, 1 connection)"
+        )
+        figures.append(
+            summarize(
+                f"p50 latency added by auth + rate limit + idempotency ({label})",
+                d50,
+                "ms",
+                baseline=base,
+            )
+        )
+        figures.append(
+            summarize(
+                f"p99 latency added by auth + rate limit + idempotency ({label})",
+                d99,
+                "ms",
+                baseline=base,
+            )
+        )
     return figures
 
 

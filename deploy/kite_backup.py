@@ -39,7 +39,9 @@ SKIP_DIRS = {"models"}
 
 
 def _pg_url(url: str) -> str:
-    return url.replace("postgresql+psycopg://", "postgresql://").replace("postgres://", "postgresql://")
+    return url.replace("postgresql+psycopg://", "postgresql://").replace(
+        "postgres://", "postgresql://"
+    )
 
 
 def _copy_sqlite(src: Path, dst: Path) -> None:
@@ -93,7 +95,8 @@ def backup(dest_root: Path, kite_home: Path, postgres_url: str | None) -> Path:
         with open(dest / "postgres.sql", "wb") as out:
             subprocess.run(
                 ["pg_dump", "--no-owner", "--no-privileges", f"--dbname={_pg_url(postgres_url)}"],
-                stdout=out, check=True,
+                stdout=out,
+                check=True,
             )
         manifest["postgres"] = True
     if kite_home.is_dir():
@@ -110,7 +113,9 @@ def restore(src: Path, kite_home: Path, postgres_url: str | None) -> None:
         with open(src / "postgres.sql", "rb") as dump:
             subprocess.run(
                 ["psql", "--quiet", "-v", "ON_ERROR_STOP=1", f"--dbname={_pg_url(postgres_url)}"],
-                stdin=dump, stdout=subprocess.DEVNULL, check=True,
+                stdin=dump,
+                stdout=subprocess.DEVNULL,
+                check=True,
             )
     saved = src / "kite_home"
     if saved.is_dir():
@@ -127,7 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("action", choices=["backup", "restore"])
     parser.add_argument("path", type=Path, help="backup root (backup) or one backup (restore)")
-    parser.add_argument("--kite-home", type=Path, default=Path(os.environ.get("KITE_HOME", ".kite")))
+    parser.add_argument(
+        "--kite-home", type=Path, default=Path(os.environ.get("KITE_HOME", ".kite"))
+    )
     parser.add_argument("--postgres-url", default=os.environ.get("POSTGRES_URL") or None)
     args = parser.parse_args(argv)
     if args.action == "backup":

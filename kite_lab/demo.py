@@ -12,7 +12,7 @@ __all__ = ["run_tour"]
 
 def run_tour() -> int:
     ai = Kite(config={"llm_provider": "local"})
-    question = "What is the capital of France?"
+    question = "What is the capital of France? Answer in one sentence."
     print(f"kite_lab tour — provider: {ai.provider_name}, model: {ai.resolve()[1]}\n")
 
     completion = ai.generate(question, temperature=0, max_tokens=48)

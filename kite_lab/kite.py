@@ -45,7 +45,7 @@ class Kite:
 
     >>> ai = Kite()                                  # settings from env / .env
     >>> ai = Kite(config={"llm_provider": "local"})  # overrides, validated now
-    >>> ai.complete("What is the capital of France?")
+    >>> ai.complete("What is the capital of France? Answer in one sentence.")
     """
 
     def __init__(self, config: Mapping[str, Any] | None = None, *, env_file: str | None = ".env"):

@@ -67,7 +67,7 @@ class CallPipeline:
             return completion.to_dict()
 
         stored = await store.aget_or_set(
-            request.cache_key(provider.name), _miss, ttl=self._parts.cache_ttl
+            request.cache_key(provider.cache_namespace(request)), _miss, ttl=self._parts.cache_ttl
         )
         if produced:
             return produced[0]
@@ -82,7 +82,7 @@ class CallPipeline:
         """Stream chunks; a cache hit arrives as one chunk. The last chunk has the Completion."""
         await self._check_kill_switch()
         store = self._parts.response_cache() if should_cache(request, cache) else None
-        key = request.cache_key(provider.name)
+        key = request.cache_key(provider.cache_namespace(request))
         if store is not None:
             stored = await store.aget(key)
             if stored is not None:
@@ -137,7 +137,7 @@ class CallPipeline:
         completion: Completion, provider: LLMProvider, request: LLMRequest, started: float
     ) -> None:
         completion.provider = provider.name
-        completion.model = request.model
+        completion.model = completion.model or request.model
         completion.latency_s = time.perf_counter() - started
         completion.cost_usd = cost_usd(provider.name, request.model, completion.usage)
 

@@ -149,3 +149,13 @@ def test_no_module_is_past_600_lines() -> None:
         if (n := len(p.read_text(encoding="utf-8").splitlines())) > 600
     ]
     assert not long, long
+
+
+def test_public_surface_exports_every_error() -> None:
+    import kite_lab
+    from kite_lab.core import errors
+
+    missing = [n for n in errors.__all__ if n != "redact" and n not in kite_lab.__all__]
+    assert not missing, f"add to kite_lab/__init__.py: {missing}"
+    for name in kite_lab.__all__:
+        assert hasattr(kite_lab, name), name

@@ -322,7 +322,8 @@ class RunState:
         self.switch: Any = None
         self._cost = 0.0
         self._cost_known = True
-        self._actions: Counter[str] = Counter()
+        self._last_action: str | None = None
+        self._streak = 0
         self._secrets: list[str] | None = None
 
     # -- events ----------------------------------------------------------------------
@@ -347,45 +348,41 @@ class RunState:
         return self._secrets
 
     # -- limits ----------------------------------------------------------------------
-    def _limit(self, name: str) -> Any:
-        limits = getattr(self.switch, "limits", None)
-        value = getattr(limits, name, None)
-        return value if value else None  # 0 / None: no limit
-
     @property
-    def max_iterations(self) -> tuple[int, str]:
-        own, global_ = self.agent.max_iterations, self._limit("max_iterations")
-        if global_ is not None and global_ < own:
-            return int(global_), "the kill switch limit max_iterations"
-        return own, "max_iterations"
+    def limits(self) -> Any:
+        """The kill switch's KillSwitchLimits (global, changeable while runs go on)."""
+        return getattr(self.switch, "limits", None)
 
-    def check_limits(self, *, next_call: bool = False) -> None:
-        """Raise AgentLimitReached when a limit would be passed by the next step."""
-        if next_call:
-            limit, source = self.max_iterations
-            if self.result.iterations >= limit:
-                raise AgentLimitReached(
-                    f"{source}={limit} reached before a final answer; raise it or simplify the task"
-                )
-        max_cost = self._limit("max_cost_usd")
-        if max_cost is not None and self._cost >= max_cost:
+    def check_limits(self, *, next_call: bool = False, same_action: int = 0) -> None:
+        """Raise AgentLimitReached when the run must stop before its next step."""
+        if next_call and self.result.iterations >= self.agent.max_iterations:
             raise AgentLimitReached(
-                f"cost limit reached: this run spent ${self._cost:.6f}, kill switch "
-                f"max_cost_usd={max_cost}; raise it with ai.kill_switch.limits"
+                f"max_iterations={self.agent.max_iterations} reached before a final answer; "
+                "raise it or simplify the task"
             )
-        self._remaining()
+        limits = self.limits
+        if limits is None:
+            return
+        reason = limits.exceeded(
+            iterations=self.result.iterations if next_call else 0,
+            cost_usd=self._cost,
+            elapsed_s=time.perf_counter() - self.started,
+            same_action=same_action,
+        )
+        if reason:
+            raise AgentLimitReached(
+                f"kill switch limit: {reason}; change ai.kill_switch.limits "
+                "(None means no limit) to allow more"
+            )
 
     def _remaining(self) -> float | None:
-        max_seconds = self._limit("max_seconds")
+        max_seconds = getattr(self.limits, "max_seconds", None)
         if max_seconds is None:
             return None
         remaining = max_seconds - (time.perf_counter() - self.started)
         if remaining <= 0:
-            raise AgentLimitReached(
-                "time limit reached: the run took longer than the kill switch "
-                f"max_seconds={max_seconds}"
-            )
-        return remaining
+            self.check_limits()  # raises with the kill switch's own wording
+        return max(remaining, 0.0)
 
     async def _bounded(self, awaitable: Any) -> Any:
         """Await within the kill switch's max_seconds for the whole run."""
@@ -397,8 +394,8 @@ class RunState:
                 return await awaitable
         except TimeoutError:
             raise AgentLimitReached(
-                f"time limit reached: the run took longer than the kill switch "
-                f"max_seconds={self._limit('max_seconds')}"
+                f"kill switch limit: max_seconds ({self.limits.max_seconds:g} s) reached "
+                "during a step; change ai.kill_switch.limits (None means no limit) to allow more"
             ) from None
 
     # -- the two things a run does ---------------------------------------------------------
@@ -443,16 +440,15 @@ class RunState:
         if self.switch is not None:
             await self.switch.acheck()  # an active kill switch stops before any tool runs
         self.check_limits()
-        max_same = self._limit("max_same_action")
-        for call in calls:
+        for call in calls:  # the same call again and again, in a row, is a loop going nowhere
             key = f"{call.name}:{call.raw_arguments or canonical_json(call.arguments)}"
-            self._actions[key] += 1
-            if max_same is not None and self._actions[key] > max_same:
-                raise AgentLimitReached(
-                    f"the agent repeated the same action {call.name}"
-                    f"({describe_arguments(call.arguments)}) {self._actions[key]} times; "
-                    f"kill switch max_same_action={max_same}"
-                )
+            self._streak = self._streak + 1 if key == self._last_action else 1
+            self._last_action = key
+            try:
+                self.check_limits(same_action=self._streak)
+            except AgentLimitReached as exc:
+                action = f"{call.name}({describe_arguments(call.arguments)})"
+                raise AgentLimitReached(f"{exc} [action: {action}]") from None
         for call in calls:
             self.emit("tool:call", tool=call.name, call_id=call.id, arguments=call.arguments)
         guard = self.agent.guard

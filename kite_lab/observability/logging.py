@@ -167,11 +167,26 @@ def attach_event_logging(
             _log(log, logging.WARNING, "llm_error", {k: data.get(k) for k in keys})
         elif event.name == "breaker:state":
             fields = {k: _plain(data.get(k)) for k in ("old", "new", "reason")}
-            _log(log, logging.WARNING, "circuit_breaker_state", {"breaker": data.get("name"), **fields})
+            _log(
+                log,
+                logging.WARNING,
+                "circuit_breaker_state",
+                {"breaker": data.get("name"), **fields},
+            )
         elif event.name.startswith("killswitch:"):
-            _log(log, logging.WARNING, "kill_switch", {"change": event.name, "reason": data.get("reason")})
+            _log(
+                log,
+                logging.WARNING,
+                "kill_switch",
+                {"change": event.name, "reason": data.get("reason")},
+            )
         elif event.name == "ratelimit:rejected":
-            _log(log, logging.INFO, "rate_limited", {"route": data.get("route"), "limit": data.get("limit")})
+            _log(
+                log,
+                logging.INFO,
+                "rate_limited",
+                {"route": data.get("route"), "limit": data.get("limit")},
+            )
 
     return bus.subscribe("*", on_event)
 
@@ -182,4 +197,8 @@ def _plain(value: Any) -> Any:
 
 def _log(log: logging.Logger, level: int, event: str, fields: dict[str, Any]) -> None:
     if log.isEnabledFor(level):
-        log.log(level, event, extra={"event": event, **{k: v for k, v in fields.items() if v is not None}})
+        log.log(
+            level,
+            event,
+            extra={"event": event, **{k: v for k, v in fields.items() if v is not None}},
+        )

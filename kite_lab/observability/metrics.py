@@ -253,32 +253,50 @@ class KiteMetrics:
         def counter(name: str, doc: str, **defaults: str) -> GuideMetric:
             return GuideMetric(Counter(name, doc, list(defaults), registry=r), defaults)
 
-        def gauge(name: str, doc: str, mode: str, convert: Callable[[Any], float] = float,
-                  **defaults: str) -> GuideMetric:
+        def gauge(
+            name: str, doc: str, mode: str, convert: Callable[[Any], float] = float, **defaults: str
+        ) -> GuideMetric:
             metric = Gauge(name, doc, list(defaults), registry=r, multiprocess_mode=mode)
             return GuideMetric(metric, defaults, convert)
 
-        def histogram(name: str, doc: str, buckets: tuple[float, ...], **defaults: str) -> GuideMetric:
-            return GuideMetric(Histogram(name, doc, list(defaults), registry=r, buckets=buckets), defaults)
+        def histogram(
+            name: str, doc: str, buckets: tuple[float, ...], **defaults: str
+        ) -> GuideMetric:
+            return GuideMetric(
+                Histogram(name, doc, list(defaults), registry=r, buckets=buckets), defaults
+            )
 
         llm = {"provider": OTHER, "model": OTHER}
         self.llm_calls = counter(
-            "kite_llm_calls", "LLM calls by outcome (success, error, cached)", **llm, outcome="success"
+            "kite_llm_calls",
+            "LLM calls by outcome (success, error, cached)",
+            **llm,
+            outcome="success",
         )
         self.llm_latency = histogram(
-            "kite_llm_latency_seconds", "LLM call latency (provider calls, not cache hits)",
-            LLM_LATENCY_BUCKETS, **llm,
+            "kite_llm_latency_seconds",
+            "LLM call latency (provider calls, not cache hits)",
+            LLM_LATENCY_BUCKETS,
+            **llm,
         )
         self.llm_errors = counter(
-            "kite_llm_errors", "failed LLM calls by kite_lab error class", provider=OTHER, error=OTHER
+            "kite_llm_errors",
+            "failed LLM calls by kite_lab error class",
+            provider=OTHER,
+            error=OTHER,
         )
         self.llm_tokens = counter(
             "kite_llm_tokens", "tokens billed by the provider", **llm, kind="prompt"
         )
-        self.llm_cost = counter("kite_llm_cost_usd", "provider cost in USD (known prices only)", **llm)
+        self.llm_cost = counter(
+            "kite_llm_cost_usd", "provider cost in USD (known prices only)", **llm
+        )
         self.circuit_breaker_state = gauge(
-            "kite_circuit_breaker_state", "0 closed, 1 half-open, 2 open", "mostrecent",
-            breaker_state_value, breaker=OTHER,
+            "kite_circuit_breaker_state",
+            "0 closed, 1 half-open, 2 open",
+            "mostrecent",
+            breaker_state_value,
+            breaker=OTHER,
         )
         self.circuit_breaker_failures = counter(
             "kite_circuit_breaker_failures", "failures counted by a circuit breaker", breaker=OTHER
@@ -287,11 +305,16 @@ class KiteMetrics:
             "kite_circuit_breaker_rejected", "calls rejected by an open breaker", breaker=OTHER
         )
         self.agent_calls = counter(
-            "kite_agent_calls", "agent runs by outcome (success, failure)", agent=OTHER, outcome="success"
+            "kite_agent_calls",
+            "agent runs by outcome (success, failure)",
+            agent=OTHER,
+            outcome="success",
         )
         self.agent_success_rate = gauge(
-            "kite_agent_success_rate", "successful / all runs of an agent (this process)",
-            "mostrecent", agent=OTHER,
+            "kite_agent_success_rate",
+            "successful / all runs of an agent (this process)",
+            "mostrecent",
+            agent=OTHER,
         )
         self.agent_duration = histogram(
             "kite_agent_duration_seconds", "agent run duration", LLM_LATENCY_BUCKETS, agent=OTHER
@@ -302,12 +325,18 @@ class KiteMetrics:
             "kite_rate_limit_rejections", "requests rejected by a kite_lab rate limit", route=OTHER
         )
         self.http_requests = counter(
-            "kite_http_requests", "HTTP requests by route and status", method=OTHER, route=OTHER,
+            "kite_http_requests",
+            "HTTP requests by route and status",
+            method=OTHER,
+            route=OTHER,
             status=OTHER,
         )
         self.http_latency = histogram(
-            "kite_http_request_duration_seconds", "HTTP request duration", HTTP_LATENCY_BUCKETS,
-            method=OTHER, route=OTHER,
+            "kite_http_request_duration_seconds",
+            "HTTP request duration",
+            HTTP_LATENCY_BUCKETS,
+            method=OTHER,
+            route=OTHER,
         )
         self.http_in_flight = gauge(
             "kite_http_requests_in_flight", "HTTP requests being served", "livesum"
@@ -457,7 +486,9 @@ class KiteMetrics:
 
     def _on_idempotency(self, policy: LabelPolicy, data: dict[str, Any], name: str) -> None:
         outcome = data.get("outcome") or name.partition(":")[2]
-        self.idempotency.labels(outcome=outcome if outcome in _IDEMPOTENCY_OUTCOMES else OTHER).inc()
+        self.idempotency.labels(
+            outcome=outcome if outcome in _IDEMPOTENCY_OUTCOMES else OTHER
+        ).inc()
 
 
 class _MemoryCollector:

@@ -103,6 +103,10 @@ class LLMProvider(ABC):
     def stream(self, request: LLMRequest) -> AsyncIterator[StreamChunk]:
         """Text chunks as they arrive; the last chunk has ``completion`` set."""
 
+    def cache_namespace(self, request: LLMRequest) -> str:
+        """What, besides the request, decides the answer: part of the response-cache key."""
+        return self.name
+
     #: SDK clients, one per event loop (set by subclasses that use one)
     _clients: PerLoop[Any] | None = None
 

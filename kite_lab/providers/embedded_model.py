@@ -150,10 +150,12 @@ def ensure_embedded_model(kite_home: Path) -> Path:
     folder = models / _FOLDER
     if _is_complete(folder, expected):
         return folder
-    models.mkdir(parents=True, exist_ok=True)
     staging = models / f".tmp-{_FOLDER}-{uuid.uuid4().hex[:8]}"
     try:
+        models.mkdir(parents=True, exist_ok=True)
         _build(staging, onnx, archive, expected)
+        if _is_complete(folder, expected):  # another process finished first: use its folder
+            return folder
         if folder.exists():  # stale or damaged: move it aside, never delete it in place
             trash = models / f".old-{_FOLDER}-{uuid.uuid4().hex[:8]}"
             try:
@@ -169,6 +171,11 @@ def ensure_embedded_model(kite_home: Path) -> Path:
                 raise
         if trash is not None:
             shutil.rmtree(trash, ignore_errors=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot assemble the bundled embedding model under {models} ({exc}); "
+            "set KITE_HOME to a writable folder"
+        ) from exc
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return folder

@@ -349,7 +349,7 @@ def build_embeddings(settings: KiteSettings) -> EmbeddingProvider:
     if is_embedded_model(model):
         if wanted != EMBEDDED_DIMENSION:
             raise _mismatch(EMBEDDED_MODEL, EMBEDDED_DIMENSION, wanted)
-        folder = ensure_embedded_model(Path(settings.kite_home))
+        folder = ensure_embedded_model(Path(settings.kite_home).expanduser().absolute())
         return FastEmbedProvider(EMBEDDED_MODEL, EMBEDDED_DIMENSION, model_path=folder)
     size = _fastembed_dimension(model)
     if size != wanted:

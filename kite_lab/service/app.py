@@ -224,19 +224,22 @@ def _log_startup(state: ServiceState, hooked: bool) -> None:
         provider, model = state.kite.resolve()
     except Exception as exc:
         provider, model = f"not configured ({type(exc).__name__})", None
-    log.info("service_started", extra={
-        "event": "service_started",
-        "llm_provider": provider,
-        "model": model,
-        "auth": state.auth.enabled,
-        "metrics_public": settings.kite_metrics_public,
-        "rate_limits": {r: s for r, s in state.limits.specs.items()},
-        "redis": bool(settings.redis_url),
-        "postgres": bool(settings.postgres_url),
-        "agents": sorted(state.agents()),
-        "graceful_shutdown": hooked,
-        "grace_seconds": settings.kite_shutdown_grace_seconds,
-    })
+    log.info(
+        "service_started",
+        extra={
+            "event": "service_started",
+            "llm_provider": provider,
+            "model": model,
+            "auth": state.auth.enabled,
+            "metrics_public": settings.kite_metrics_public,
+            "rate_limits": {r: s for r, s in state.limits.specs.items()},
+            "redis": bool(settings.redis_url),
+            "postgres": bool(settings.postgres_url),
+            "agents": sorted(state.agents()),
+            "graceful_shutdown": hooked,
+            "grace_seconds": settings.kite_shutdown_grace_seconds,
+        },
+    )
 
 
 async def _shutdown(state: ServiceState) -> None:
@@ -247,7 +250,9 @@ async def _shutdown(state: ServiceState) -> None:
         try:
             await closer()
         except Exception:
-            log.warning("shutdown_close_failed", exc_info=True, extra={"event": "shutdown_close_failed"})
+            log.warning(
+                "shutdown_close_failed", exc_info=True, extra={"event": "shutdown_close_failed"}
+            )
     try:
         from kite_lab.safety.redis_client import aclose_redis_clients
 
@@ -280,8 +285,14 @@ def _install_error_handlers(app: FastAPI, state: ServiceState) -> None:
         if error is None:
             raise exc
         if error.status >= 500:
-            log.warning("request_failed", extra={
-                "event": "request_failed", "error": type(exc).__name__, "status": error.status})
+            log.warning(
+                "request_failed",
+                extra={
+                    "event": "request_failed",
+                    "error": type(exc).__name__,
+                    "status": error.status,
+                },
+            )
         return JSONResponse(error.body(request_id(request)), error.status, headers=error.headers)
 
     async def on_validation_error(request: Any, exc: Exception) -> JSONResponse:
@@ -294,14 +305,22 @@ def _install_error_handlers(app: FastAPI, state: ServiceState) -> None:
             f"{'.'.join(str(p) for p in d['loc'] if p != 'body') or 'body'}: {d['msg']}"
             for d in details[:3]
         )
-        body = {"error": {"type": "validation_error", "message": first or "invalid request",
-                          "request_id": request_id(request), "details": details}}
+        body = {
+            "error": {
+                "type": "validation_error",
+                "message": first or "invalid request",
+                "request_id": request_id(request),
+                "details": details,
+            }
+        }
         return JSONResponse(body, 422)
 
     async def on_http_error(request: Any, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
         kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        body = {"error": {"type": kind, "message": str(exc.detail), "request_id": request_id(request)}}
+        body = {
+            "error": {"type": kind, "message": str(exc.detail), "request_id": request_id(request)}
+        }
         return JSONResponse(body, exc.status_code, headers=getattr(exc, "headers", None))
 
     app.add_exception_handler(KiteError, on_kite_error)

@@ -32,7 +32,11 @@ class HTTPError:
     details: Any = None
 
     def body(self, request_id: str | None) -> dict[str, Any]:
-        error: dict[str, Any] = {"type": self.type, "message": self.message, "request_id": request_id}
+        error: dict[str, Any] = {
+            "type": self.type,
+            "message": self.message,
+            "request_id": request_id,
+        }
         if self.details is not None:
             error["details"] = self.details
         return {"error": error}

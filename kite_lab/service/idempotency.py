@@ -105,15 +105,19 @@ async def run_idempotent(
     request_id = scope["state"].get("request_id")
     raw_key = raw_key.strip()
     if not raw_key or len(raw_key) > MAX_KEY_LENGTH or not raw_key.isprintable():
-        error = HTTPError(422, "invalid_idempotency_key",
-                          f"Idempotency-Key must be 1-{MAX_KEY_LENGTH} printable characters")
+        error = HTTPError(
+            422,
+            "invalid_idempotency_key",
+            f"Idempotency-Key must be 1-{MAX_KEY_LENGTH} printable characters",
+        )
         await send_json(send, 422, error.body(request_id))
         return
     try:
         body = await _read_body(receive, state.max_body_bytes)
     except _TooLarge:
-        error = HTTPError(413, "request_too_large",
-                          f"the request body is over {state.max_body_bytes} bytes")
+        error = HTTPError(
+            413, "request_too_large", f"the request body is over {state.max_body_bytes} bytes"
+        )
         await send_json(send, 413, error.body(request_id))
         return
     if body is None:
@@ -127,15 +131,22 @@ async def run_idempotent(
     try:
         begun = await manager.abegin(operation, digest, wait=0)
     except IdempotencyConflict:
-        error = HTTPError(422, "idempotency_key_reused",
-                          "this Idempotency-Key was used with a different request body; "
-                          "use a new key for a new request")
+        error = HTTPError(
+            422,
+            "idempotency_key_reused",
+            "this Idempotency-Key was used with a different request body; "
+            "use a new key for a new request",
+        )
         await send_json(send, 422, error.body(request_id))
         return
     except IdempotencyInProgress:
-        error = HTTPError(409, "idempotency_in_progress",
-                          "a request with this Idempotency-Key is still being processed; "
-                          "retry shortly to get its result", headers={"Retry-After": "1"})
+        error = HTTPError(
+            409,
+            "idempotency_in_progress",
+            "a request with this Idempotency-Key is still being processed; "
+            "retry shortly to get its result",
+            headers={"Retry-After": "1"},
+        )
         await send_json(send, 409, error.body(request_id), error.headers)
         return
     except StoreUnavailable as exc:
@@ -179,19 +190,24 @@ async def run_idempotent(
             await app(scope, replay_receive, capture_send)
         status = captured["status"]
         if status < 500 and status not in (409, 429) and not captured["too_big"]:
-            await lease.complete({
-                "status": status,
-                "headers": captured["headers"],
-                "body": bytes(captured["body"]).decode("utf-8", "replace"),
-            })
+            await lease.complete(
+                {
+                    "status": status,
+                    "headers": captured["headers"],
+                    "body": bytes(captured["body"]).decode("utf-8", "replace"),
+                }
+            )
             completed = True
     finally:
         if not completed:
             try:
                 await lease.release()
             except Exception:
-                log.warning("idempotency_release_failed", exc_info=True,
-                            extra={"event": "idempotency_release_failed"})
+                log.warning(
+                    "idempotency_release_failed",
+                    exc_info=True,
+                    extra={"event": "idempotency_release_failed"},
+                )
         state.drainer.drop_lease(lease)
 
 

@@ -36,7 +36,7 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def parse_rate_limits(value: str, routes: Iterable[str] = LIMITED_ROUTES) -> dict[str, str | None]:
-    """``"10/minute, /chat=30/minute"`` -> ``{"/complete": "10/minute", "/chat": "30/minute", ...}``."""
+    """``"10/minute, /chat=30/minute"`` -> ``{"/complete": "10/minute", "/chat": "30/minute"}``."""
     default: list[str] = []
     overrides: dict[str, str | None] = {}
     for item in (part.strip() for part in value.split(",")):
@@ -86,7 +86,9 @@ class LimitDecision:
 class RouteLimit:
     """One limit (``"10/minute"``) for one route, counted per client."""
 
-    def __init__(self, spec: str, route: str, settings: KiteSettings, storage_url: str | None) -> None:
+    def __init__(
+        self, spec: str, route: str, settings: KiteSettings, storage_url: str | None
+    ) -> None:
         from kite_lab.safety.rate_limit import RateLimiter
 
         self.spec = spec
@@ -108,7 +110,8 @@ class RouteLimit:
             remaining=int(result.remaining),
             reset_at=float(result.reset_at),
             retry_after=float(
-                result.retry_after if result.retry_after is not None
+                result.retry_after
+                if result.retry_after is not None
                 else max(0.0, result.reset_at - time.time())
             ),
         )
@@ -150,8 +153,11 @@ class RouteLimits:
         forwarded = None
         for key, value in scope.get("headers") or ():
             if key == b"x-forwarded-for":
-                forwarded = value.decode("latin-1") if forwarded is None else (
-                    forwarded + "," + value.decode("latin-1"))
+                forwarded = (
+                    value.decode("latin-1")
+                    if forwarded is None
+                    else (forwarded + "," + value.decode("latin-1"))
+                )
         if not forwarded:
             return peer
         hops = [h.strip() for h in forwarded.split(",") if h.strip()]

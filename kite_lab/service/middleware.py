@@ -133,7 +133,9 @@ class ServiceMiddleware:
         state = self.state
         if state.drainer.draining:
             return HTTPError(
-                503, "shutting_down", "this replica is shutting down; retry on another",
+                503,
+                "shutting_down",
+                "this replica is shutting down; retry on another",
                 headers={"Retry-After": str(state.drainer.retry_after()), "Connection": "close"},
             ), None
         length = _header(scope, b"content-length")
@@ -146,7 +148,8 @@ class ServiceMiddleware:
             key_id = state.auth.authenticate(_header(scope, b"authorization"))
             if key_id is None:
                 return HTTPError(
-                    401, "unauthorized",
+                    401,
+                    "unauthorized",
                     "missing or invalid API key; send 'Authorization: Bearer <key>'",
                     headers={"WWW-Authenticate": 'Bearer realm="kite"'},
                 ), None
@@ -160,7 +163,8 @@ class ServiceMiddleware:
                     "ratelimit:rejected", limit=limit.spec, key=client, route=route
                 )
                 error = HTTPError(
-                    429, "rate_limited",
+                    429,
+                    "rate_limited",
                     f"rate limit {limit.spec} exceeded; retry in {result.retry_after_seconds} s",
                     headers={"Retry-After": str(result.retry_after_seconds)},
                 )

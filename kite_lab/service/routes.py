@@ -67,7 +67,9 @@ def _params(body: Any) -> dict[str, Any]:
     return params
 
 
-def _completion_body(completion: Completion, session_id: str | None, request_id: str | None) -> dict[str, Any]:
+def _completion_body(
+    completion: Completion, session_id: str | None, request_id: str | None
+) -> dict[str, Any]:
     data = completion.to_dict()
     data.pop("tool_calls", None)
     data["session_id"] = session_id
@@ -109,7 +111,10 @@ def build_router(
                 raise UnknownProvider(prefix, providers)
 
     async def answer(
-        request: Request, body: Any, messages: list[Message], new_turns: list[Message],
+        request: Request,
+        body: Any,
+        messages: list[Message],
+        new_turns: list[Message],
         system: str | None,
     ) -> Any:
         request_id = request.scope["state"].get("request_id")
@@ -129,8 +134,11 @@ def build_router(
         return _completion_body(completion, body.session_id, request_id)
 
     async def _stream(
-        request_id: str | None, session_id: str | None, messages: list[Message],
-        new_turns: list[Message], params: dict[str, Any],
+        request_id: str | None,
+        session_id: str | None,
+        messages: list[Message],
+        new_turns: list[Message],
+        params: dict[str, Any],
     ) -> StreamingResponse:
         chunks = kite.astream_chunks(messages=messages, **params).__aiter__()
         first = await chunks.__anext__()  # errors before the first token keep their status
@@ -166,7 +174,10 @@ def build_router(
         )
 
     @router.post(
-        "/complete", response_model=CompletionResponse, responses=_ERRORS, tags=["llm"],
+        "/complete",
+        response_model=CompletionResponse,
+        responses=_ERRORS,
+        tags=["llm"],
         summary="Complete a prompt (SSE with stream=true)",
     )
     async def complete(body: complete_model, request: Request) -> Any:  # type: ignore[valid-type]
@@ -174,7 +185,10 @@ def build_router(
         return await answer(request, body, [turn], [turn], body.system)
 
     @router.post(
-        "/chat", response_model=CompletionResponse, responses=_ERRORS, tags=["llm"],
+        "/chat",
+        response_model=CompletionResponse,
+        responses=_ERRORS,
+        tags=["llm"],
         summary="Answer a conversation (SSE with stream=true)",
     )
     async def chat(body: chat_model, request: Request) -> Any:  # type: ignore[valid-type]
@@ -194,21 +208,30 @@ def build_router(
         ]
 
     @router.post(
-        "/agents/{name}/run", response_model=AgentRunResponse, responses=_ERRORS | {
-            404: {"model": ErrorResponse, "description": "no agent with this name"}},
-        tags=["agents"], summary="Run an agent registered on this service",
+        "/agents/{name}/run",
+        response_model=AgentRunResponse,
+        responses=_ERRORS
+        | {404: {"model": ErrorResponse, "description": "no agent with this name"}},
+        tags=["agents"],
+        summary="Run an agent registered on this service",
     )
     async def run_agent(name: str, body: agent_model, request: Request) -> Any:  # type: ignore[valid-type]
         request_id = request.scope["state"].get("request_id")
         agents = state.agents()
         agent = agents.get(name)
         if agent is None:
-            return JSONResponse(status_code=404, content={"error": {
-                "type": "unknown_agent",
-                "message": f"no agent named {name!r}; agents: {', '.join(sorted(agents)) or 'none'}",
-                "request_id": request_id,
-                "details": {"agents": sorted(agents)},
-            }})
+            return JSONResponse(
+                status_code=404,
+                content={
+                    "error": {
+                        "type": "unknown_agent",
+                        "message": f"no agent named {name!r}; agents: "
+                        + (", ".join(sorted(agents)) or "none"),
+                        "request_id": request_id,
+                        "details": {"agents": sorted(agents)},
+                    }
+                },
+            )
         result = await agent.run(body.input, session_id=body.session_id)
         data = result.to_dict()
         data.update(agent=name, session_id=body.session_id, request_id=request_id)
@@ -222,11 +245,16 @@ def build_router(
                     error.headers.update(await _breaker_retry_after(agent))
                 body_out = error.body(request_id)
                 body_out["result"] = data
-                return JSONResponse(status_code=error.status, content=body_out, headers=error.headers)
+                return JSONResponse(
+                    status_code=error.status, content=body_out, headers=error.headers
+                )
         return data
 
     @router.get(
-        "/health", response_model=HealthResponse, tags=["ops"], summary="Health (503 when unhealthy)",
+        "/health",
+        response_model=HealthResponse,
+        tags=["ops"],
+        summary="Health (503 when unhealthy)",
         responses={503: {"model": HealthResponse, "description": "unhealthy"}},
     )
     async def health() -> Any:

@@ -50,13 +50,18 @@ class _Strict(BaseModel):
 
 class _Params(_Strict):
     model: str | None = Field(
-        None, min_length=1, max_length=200,
+        None,
+        min_length=1,
+        max_length=200,
         description="provider/model (e.g. openai/gpt-4o-mini) or a model of LLM_PROVIDER",
     )
     temperature: float | None = Field(None, ge=0, le=2)
     max_tokens: int | None = Field(None, gt=0, le=1_000_000)
     session_id: str | None = Field(
-        None, min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:\-]+$",
+        None,
+        min_length=1,
+        max_length=200,
+        pattern=r"^[A-Za-z0-9._:\-]+$",
         description="keep a conversation: earlier turns are sent, this one is stored",
     )
     stream: bool = Field(False, description="answer as server-sent events")
@@ -107,7 +112,9 @@ class AgentRunRequest(_Strict):
     max_prompt_chars: ClassVar[int] = DEFAULT_PROMPT_LIMIT
 
     input: str = Field(..., min_length=1, description="limit: KITE_MAX_PROMPT_CHARS")
-    session_id: str | None = Field(None, min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:\-]+$")
+    session_id: str | None = Field(
+        None, min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:\-]+$"
+    )
 
     @model_validator(mode="after")
     def _check_length(self) -> AgentRunRequest:
@@ -126,7 +133,9 @@ def _check_limit(size: int, limit: int, what: str) -> None:
 
 def with_prompt_limit(model: type[_M], limit: int) -> type[_M]:
     """A subclass of ``model`` enforcing ``limit`` characters (same name in the schema)."""
-    return type(model.__name__, (model,), {"max_prompt_chars": limit, "__module__": model.__module__})
+    return type(
+        model.__name__, (model,), {"max_prompt_chars": limit, "__module__": model.__module__}
+    )
 
 
 # -- responses ----------------------------------------------------------------------

@@ -33,7 +33,9 @@ def app_factory() -> Any:
     return import_target(os.environ.get(TARGET_ENV) or None)
 
 
-def serve(app: str | None = None, host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> int:
+def serve(
+    app: str | None = None, host: str = "127.0.0.1", port: int = 8000, workers: int = 1
+) -> int:
     """Serve until SIGTERM/SIGINT; the process exit code (0 after a graceful shutdown).
 
     ``app``: what to serve (see ``kite_lab.service.loader``): None for ``Kite()`` from the
@@ -60,9 +62,17 @@ def serve(app: str | None = None, host: str = "127.0.0.1", port: int = 8000, wor
     if multiproc:
         wipe_multiprocess_dir(multiproc)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = multiproc  # before prometheus_client loads
-    log.info("serve", extra={"event": "serve", "host": host, "port": port, "workers": workers,
-                             "app": app or "kite_lab (Kite from the environment)",
-                             "metrics_dir": multiproc})
+    log.info(
+        "serve",
+        extra={
+            "event": "serve",
+            "host": host,
+            "port": port,
+            "workers": workers,
+            "app": app or "kite_lab (Kite from the environment)",
+            "metrics_dir": multiproc,
+        },
+    )
     try:
         uvicorn.run(
             "kite_lab.service.server:app_factory",

@@ -82,7 +82,11 @@ class Drainer:
             return False
         current = signal.getsignal(signal.SIGTERM)
         server = getattr(current, "__self__", None)
-        if server is None or not hasattr(server, "should_exit") or not hasattr(server, "force_exit"):
+        if (
+            server is None
+            or not hasattr(server, "should_exit")
+            or not hasattr(server, "force_exit")
+        ):
             return False
         self._server = server
         self._loop = asyncio.get_running_loop()
@@ -125,8 +129,12 @@ class Drainer:
     def _start_drain(self, reason: str) -> None:
         log.info(
             "shutdown_started",
-            extra={"event": "shutdown_started", "signal": reason, "in_flight": self.in_flight,
-                   "grace_seconds": self.grace_seconds},
+            extra={
+                "event": "shutdown_started",
+                "signal": reason,
+                "in_flight": self.in_flight,
+                "grace_seconds": self.grace_seconds,
+            },
         )
         self._task = asyncio.get_running_loop().create_task(self._drain())
 
@@ -152,7 +160,10 @@ class Drainer:
                 await lease.release()
                 released += 1
             except Exception:  # the store may be gone; the lease's TTL will expire it
-                log.warning("idempotency_release_failed", exc_info=True,
-                            extra={"event": "idempotency_release_failed"})
+                log.warning(
+                    "idempotency_release_failed",
+                    exc_info=True,
+                    extra={"event": "idempotency_release_failed"},
+                )
             self._leases.discard(lease)
         return released

@@ -7,33 +7,10 @@ import time
 from typing import Any
 
 import pytest
+from agents_helpers import two_step_model
 
 from kite_lab import Kite, KiteError
-from kite_lab.testing import FakeLLMServer, Reply, ToolCallSpec
-
-
-def has_tool_result(request: Any) -> bool:
-    for message in request.messages:
-        if message.get("role") == "tool":
-            return True
-        content = message.get("content")
-        if isinstance(content, list) and any(b.get("type") == "tool_result" for b in content):
-            return True
-    return False
-
-
-def first_user_text(request: Any) -> str:
-    """The task: tool results are user turns in Anthropic's format, so not the last one."""
-    message = next(m for m in request.messages if m.get("role") == "user")
-    content = message["content"]
-    return content if isinstance(content, str) else " ".join(b.get("text", "") for b in content)
-
-
-def two_step_model(request: Any) -> Reply:
-    """Call the calculator once, then answer: every run takes exactly two model calls."""
-    if has_tool_result(request):
-        return Reply(text=f"done: {first_user_text(request)}")
-    return Reply(tool_calls=[ToolCallSpec("calculator", {"expression": "6 * 7"})])
+from kite_lab.testing import FakeLLMServer, Reply
 
 
 async def test_200_concurrent_runs_overlap(ai: Kite, fake_llm: FakeLLMServer) -> None:

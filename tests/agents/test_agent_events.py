@@ -7,10 +7,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from agents_helpers import ANTHROPIC_KEY, OPENAI_KEY
+
 from kite_lab import Kite
 from kite_lab.testing import FakeLLMServer, Reply, ToolCallSpec
-
-from conftest import ANTHROPIC_KEY, OPENAI_KEY
 
 
 def script_one_tool_call(fake_llm: FakeLLMServer) -> None:
@@ -43,8 +43,14 @@ async def test_events_of_a_run_in_order(ai: Kite, fake_llm: FakeLLMServer) -> No
     names = [e.name for e in seen]
     assert names == [
         "agent:start",
-        "agent:step", "llm:request", "llm:response", "tool:call", "tool:result",
-        "agent:step", "llm:request", "llm:response",
+        "agent:step",
+        "llm:request",
+        "llm:response",
+        "tool:call",
+        "tool:result",
+        "agent:step",
+        "llm:request",
+        "llm:response",
         "agent:end",
     ]
     assert agent_only == ["agent:start", "agent:step", "agent:step", "agent:end"]

@@ -59,7 +59,9 @@ async def test_multi_step_tool_use_to_a_final_answer(
         Reply(tool_calls=[ToolCallSpec("calculator", {"expression": "21 * 2"}, id="call_2")]),
         Reply(text="Paris is 21C; doubled that is 42."),
     )
-    agent = ai.create_agent("weather", "You answer weather questions.", tools=["get_weather", "calculator"])
+    agent = ai.create_agent(
+        "weather", "You answer weather questions.", tools=["get_weather", "calculator"]
+    )
     result = await agent.run("How warm is Paris, doubled?")
 
     assert result.success, result.error
@@ -213,10 +215,16 @@ async def test_token_and_cost_totals_are_the_sum_over_the_calls(
 ) -> None:
     weather_tool(ai)
     fake_llm.enqueue(
-        Reply(tool_calls=[ToolCallSpec("get_weather", {"city": "Rome"})], prompt_tokens=120,
-              completion_tokens=15),
-        Reply(tool_calls=[ToolCallSpec("get_weather", {"city": "Paris"})], prompt_tokens=160,
-              completion_tokens=17),
+        Reply(
+            tool_calls=[ToolCallSpec("get_weather", {"city": "Rome"})],
+            prompt_tokens=120,
+            completion_tokens=15,
+        ),
+        Reply(
+            tool_calls=[ToolCallSpec("get_weather", {"city": "Paris"})],
+            prompt_tokens=160,
+            completion_tokens=17,
+        ),
         Reply(text="Rome is warmer.", prompt_tokens=210, completion_tokens=5),
     )
     responses: list[dict[str, Any]] = []
@@ -262,9 +270,7 @@ async def test_context_and_system_prompt_reach_the_model(
     result = await agent.run("Say hello", context={"user": "Ada", "language": "fr"})
     assert result.success
     request = fake_llm.requests[0]
-    system = (
-        request.json["system"] if wire == "anthropic" else request.messages[0]["content"]
-    )
+    system = request.json["system"] if wire == "anthropic" else request.messages[0]["content"]
     system = system if isinstance(system, str) else " ".join(b["text"] for b in system)
     assert "Greet the user by name." in system and "user: Ada" in system
     assert request.last_user_text == "Say hello"

@@ -292,7 +292,9 @@ async def test_memory_search_tool_uses_asearch() -> None:
 def test_registry_is_a_read_only_mapping() -> None:
     registry = ToolRegistry()
     tool = registry.create("get_weather", get_weather)
-    assert registry["get_weather"] is tool and len(registry) == 1 and list(registry) == ["get_weather"]
+    assert (
+        registry["get_weather"] is tool and len(registry) == 1 and list(registry) == ["get_weather"]
+    )
     with pytest.raises(ToolError, match="no tool named 'nope'"):
         registry.remove("nope")
     with pytest.raises(ToolError, match="already exists"):

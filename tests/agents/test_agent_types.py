@@ -50,15 +50,15 @@ async def test_react_records_thoughts_actions_and_observations(
     assert "Be precise." in system and "Final Answer" in system and "Thought" in system
 
 
-async def test_plan_execute_replans_after_a_failed_step(
-    ai: Kite, fake_llm: FakeLLMServer
-) -> None:
+async def test_plan_execute_replans_after_a_failed_step(ai: Kite, fake_llm: FakeLLMServer) -> None:
     add_weather(ai)
     fake_llm.enqueue(
         Reply(text='{"steps": ["look up the weather in Atlantis", "compare it with Rome"]}'),
         Reply(tool_calls=[ToolCallSpec("get_weather", {"city": "Atlantis"})]),
         Reply(text="STEP FAILED: there is no weather data for Atlantis"),
-        Reply(text='Here is the new plan:\n```json\n{"steps": ["look up the weather in Rome"]}\n```'),
+        Reply(
+            text='Here is the new plan:\n```json\n{"steps": ["look up the weather in Rome"]}\n```'
+        ),
         Reply(tool_calls=[ToolCallSpec("get_weather", {"city": "Rome"})]),
         Reply(text="Rome: 25C cloudy"),
         Reply(text="Atlantis has no data; Rome is 25C and cloudy."),
@@ -72,12 +72,21 @@ async def test_plan_execute_replans_after_a_failed_step(
     assert result.success, result.error
     assert result.response == "Atlantis has no data; Rome is 25C and cloudy."
     assert [s["kind"] for s in result.steps] == [
-        "plan", "execute", "execute", "replan", "execute", "execute", "synthesize",
+        "plan",
+        "execute",
+        "execute",
+        "replan",
+        "execute",
+        "execute",
+        "synthesize",
     ]
     assert result.steps[2]["step_failed"] == "there is no weather data for Atlantis"
     assert result.steps[3]["plan"] == ["look up the weather in Rome"]
     assert [p["replan"] for p in plans] == [0, 1]
-    assert [(c.name, c.ok) for c in result.tool_calls] == [("get_weather", False), ("get_weather", True)]
+    assert [(c.name, c.ok) for c in result.tool_calls] == [
+        ("get_weather", False),
+        ("get_weather", True),
+    ]
     assert result.iterations == 7 == len(fake_llm.requests)
 
     requests = fake_llm.requests
@@ -150,7 +159,9 @@ def offline() -> Kite:
 
 
 def test_unknown_agent_type_lists_the_types(offline: Kite) -> None:
-    with pytest.raises(KiteError, match="unknown agent_type 'planner'; choose one of: base, react, plan_execute"):
+    with pytest.raises(
+        KiteError, match="unknown agent_type 'planner'; choose one of: base, react, plan_execute"
+    ):
         offline.create_agent("a", agent_type="planner")
     with pytest.raises(ValueError):  # InvalidInput is a ValueError too
         offline.create_agent("a", agent_type="planner")

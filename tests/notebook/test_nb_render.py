@@ -103,3 +103,17 @@ def test_provenance_has_no_secrets_and_hashes_the_prompt() -> None:
     assert info["prompt_sha256"] == (
         "148de9c5a7a44d19e56cd9ae1a554bf67847afb0c58f6e12fa29ac7ddfca9940")
     assert info["kite_lab_version"] and info["session"] == "x" and "system_sha256" in info
+
+
+def test_script_side_modules_do_not_import_ipython() -> None:
+    """Exported scripts import render/interpolate/frames/plots: no IPython, no widgets."""
+    import subprocess
+    import sys
+
+    code = ("import sys; import kite_lab.notebook.render, kite_lab.notebook.interpolate, "
+            "kite_lab.frames, kite_lab.plots, kite_lab.notebook; "
+            "print(sorted(m for m in ('IPython', 'ipywidgets', 'pandas', 'plotly') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]"

@@ -46,18 +46,34 @@ def need_binary(path: str, package: str) -> str:
 class ServiceProcess:
     """``kite-lab serve`` in a subprocess."""
 
-    def __init__(self, env: dict[str, str], cwd: Path, *, app: str | None = None,
-                 workers: int = 1, name: str = "kite") -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        cwd: Path,
+        *,
+        app: str | None = None,
+        workers: int = 1,
+        name: str = "kite",
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = cwd / f"{name}-{self.port}.log"
-        args = [KITE_BIN, "serve", "--host", "127.0.0.1", "--port", str(self.port),
-                "--workers", str(workers)]
+        args = [
+            KITE_BIN,
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--workers",
+            str(workers),
+        ]
         if app:
             args += ["--app", app]
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(args, env=env, cwd=cwd, stdout=self._log,
-                                     stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            args, env=env, cwd=cwd, stdout=self._log, stderr=subprocess.STDOUT
+        )
 
     def wait_ready(self, timeout: float = 30.0) -> ServiceProcess:
         deadline = time.monotonic() + timeout
@@ -110,8 +126,14 @@ def start_service(tmp_path: Path) -> Iterator[Callable[..., ServiceProcess]]:
     """``start_service(env, app=None, workers=1)`` -> a ready ServiceProcess."""
     started: list[ServiceProcess] = []
 
-    def start(env: dict[str, str], *, app: str | None = None, workers: int = 1,
-              name: str = "kite", wait: bool = True) -> ServiceProcess:
+    def start(
+        env: dict[str, str],
+        *,
+        app: str | None = None,
+        workers: int = 1,
+        name: str = "kite",
+        wait: bool = True,
+    ) -> ServiceProcess:
         service = ServiceProcess(env, tmp_path, app=app, workers=workers, name=name)
         started.append(service)
         return service.wait_ready() if wait else service
@@ -150,8 +172,9 @@ def asgi_client() -> Callable[..., Any]:
     async def client(app: Any, **kwargs: Any) -> AsyncIterator[httpx.AsyncClient]:
         transport = httpx.ASGITransport(app=app, client=kwargs.pop("peer", ("127.0.0.1", 50000)))
         async with app.router.lifespan_context(app):
-            async with httpx.AsyncClient(transport=transport, base_url="http://kite.test",
-                                         timeout=30, **kwargs) as c:
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://kite.test", timeout=30, **kwargs
+            ) as c:
                 yield c
 
     return client

@@ -21,24 +21,59 @@ ROOT = Path(__file__).resolve().parents[2]
 
 GUIDE_SERVICES = {"kite", "redis", "postgres", "prometheus", "grafana"}
 GUIDE_VOLUMES = {"redis_data", "postgres_data", "prometheus_data", "grafana_data"}
-GUIDE_PORTS = {"kite": "8000:8000", "redis": "6379:6379", "prometheus": "9090:9090", "grafana": "3000:3000"}
-GUIDE_IMAGES = {"redis": "redis:7-alpine", "postgres": "postgres:15-alpine",
-                "prometheus": "prom/prometheus:latest", "grafana": "grafana/grafana:latest"}
+GUIDE_PORTS = {
+    "kite": "8000:8000",
+    "redis": "6379:6379",
+    "prometheus": "9090:9090",
+    "grafana": "3000:3000",
+}
+GUIDE_IMAGES = {
+    "redis": "redis:7-alpine",
+    "postgres": "postgres:15-alpine",
+    "prometheus": "prom/prometheus:latest",
+    "grafana": "grafana/grafana:latest",
+}
 GUIDE_VARIABLES = [
-    "LLM_PROVIDER", "LLM_MODEL", "OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GROQ_API_KEY",
-    "EMBEDDING_PROVIDER", "EMBEDDING_MODEL", "CIRCUIT_BREAKER_THRESHOLD", "CIRCUIT_BREAKER_TIMEOUT",
-    "IDEMPOTENCY_TTL", "VECTOR_BACKEND", "VECTOR_DIMENSION", "REDIS_URL", "POSTGRES_URL",
-    "PROMETHEUS_PORT", "GRAFANA_PORT",
+    "LLM_PROVIDER",
+    "LLM_MODEL",
+    "OPENAI_API_KEY",
+    "ANTHROPIC_API_KEY",
+    "GROQ_API_KEY",
+    "EMBEDDING_PROVIDER",
+    "EMBEDDING_MODEL",
+    "CIRCUIT_BREAKER_THRESHOLD",
+    "CIRCUIT_BREAKER_TIMEOUT",
+    "IDEMPOTENCY_TTL",
+    "VECTOR_BACKEND",
+    "VECTOR_DIMENSION",
+    "REDIS_URL",
+    "POSTGRES_URL",
+    "PROMETHEUS_PORT",
+    "GRAFANA_PORT",
 ]
 CHECKLIST = [
-    "Environment variables configured", "API keys secured (not in code)", "Circuit breakers enabled",
-    "Idempotency configured", "Monitoring setup (Prometheus + Grafana)", "Logging configured",
-    "Health checks implemented", "Rate limiting enabled", "Input validation added",
-    "Error handling implemented", "Graceful shutdown configured", "Backup strategy defined",
+    "Environment variables configured",
+    "API keys secured (not in code)",
+    "Circuit breakers enabled",
+    "Idempotency configured",
+    "Monitoring setup (Prometheus + Grafana)",
+    "Logging configured",
+    "Health checks implemented",
+    "Rate limiting enabled",
+    "Input validation added",
+    "Error handling implemented",
+    "Graceful shutdown configured",
+    "Backup strategy defined",
     "Scaling plan documented",
 ]
-KEY_METRICS = ["LLM call rate", "LLM latency", "Circuit breaker state", "Agent success rate",
-               "Memory usage", "Error rate"]
+KEY_METRICS = [
+    "LLM call rate",
+    "LLM latency",
+    "Circuit breaker state",
+    "Agent success rate",
+    "Memory usage",
+    "Error rate",
+]
 
 _VAR = re.compile(r"\$\{([A-Z0-9_]+)(?::-([^}]*))?\}")
 
@@ -95,8 +130,11 @@ def test_env_example_documents_every_variable():
     text = path.read_text(encoding="utf-8")
     for name in GUIDE_VARIABLES:
         assert re.search(rf"^#?\s*{name}=", text, re.M), name
-    service_settings = [n.upper() for n in KiteSettings.model_fields if n.startswith("kite_")
-                        and n not in ("kite_redis_prefix",)]
+    service_settings = [
+        n.upper()
+        for n in KiteSettings.model_fields
+        if n.startswith("kite_") and n not in ("kite_redis_prefix",)
+    ]
     for name in service_settings:
         assert re.search(rf"^#?\s*{name}=", text, re.M), name
     values = dotenv_values(path)
@@ -124,7 +162,9 @@ def test_dockerfile_is_slim_non_root_and_health_checked():
     assert app.state.kite_service.is_public("/health")
     cmd = re.search(r"^CMD (.+)$", text, re.M).group(1)
     assert "kite-lab serve" in cmd and "--host 0.0.0.0" in cmd and "--port 8000" in cmd
-    assert re.search(r"^EXPOSE 8000$", text, re.M) and re.search(r"^STOPSIGNAL SIGTERM$", text, re.M)
+    assert re.search(r"^EXPOSE 8000$", text, re.M) and re.search(
+        r"^STOPSIGNAL SIGTERM$", text, re.M
+    )
     assert "[service]" in text  # installs the service extra
     ignored = (ROOT / ".dockerignore").read_text(encoding="utf-8").split()
     assert ".env" in ignored and ".venv" in ignored
@@ -142,7 +182,9 @@ def test_grafana_provisioning_and_dashboard():
 
     from kite_lab.observability.metrics import KiteMetrics
 
-    datasource = yaml.safe_load((ROOT / "grafana/provisioning/datasources/prometheus.yml").read_text())
+    datasource = yaml.safe_load(
+        (ROOT / "grafana/provisioning/datasources/prometheus.yml").read_text()
+    )
     ds = datasource["datasources"][0]
     assert ds["type"] == "prometheus" and ds["url"] == "http://prometheus:9090"
     provider = yaml.safe_load((ROOT / "grafana/provisioning/dashboards/kite.yml").read_text())
@@ -164,8 +206,12 @@ def test_grafana_provisioning_and_dashboard():
     metrics = KiteMetrics(CollectorRegistry())
     for family in text_string_to_metric_families(metrics.render()[0].decode()):
         exposed |= {family.name, family.name + "_total", family.name + "_bucket"}
-    used = {name for p in dashboard["panels"] for t in p["targets"]
-            for name in re.findall(r"\bkite_[a-z_]+", t["expr"])}
+    used = {
+        name
+        for p in dashboard["panels"]
+        for t in p["targets"]
+        for name in re.findall(r"\bkite_[a-z_]+", t["expr"])
+    }
     assert used and used <= exposed, used - exposed
 
 
@@ -183,12 +229,25 @@ def test_deployment_doc_covers_the_checklist():
     doc = (ROOT / "docs/deployment.md").read_text(encoding="utf-8")
     for item in CHECKLIST:
         assert item in doc, item
-    for needle in ("pg_dump", "kite_backup.py", "restore", "KITE_HOME", "replicas", "least_conn",
-                   "KITE_TRUSTED_PROXIES", "SIGTERM", "PROMETHEUS_MULTIPROC_DIR"):
+    for needle in (
+        "pg_dump",
+        "kite_backup.py",
+        "restore",
+        "KITE_HOME",
+        "replicas",
+        "least_conn",
+        "KITE_TRUSTED_PROXIES",
+        "SIGTERM",
+        "PROMETHEUS_MULTIPROC_DIR",
+    ):
         assert needle in doc, needle
     from kite_lab.cli import build_parser
 
     serve = build_parser()._subparsers._group_actions[0].choices["serve"]
     options = {o for action in serve._actions for o in action.option_strings}
-    flags = {f for line in re.findall(r"kite-lab serve[^\n`]*", doc) for f in re.findall(r"--[a-z]+", line)}
+    flags = {
+        f
+        for line in re.findall(r"kite-lab serve[^\n`]*", doc)
+        for f in re.findall(r"--[a-z]+", line)
+    }
     assert flags and flags <= options, flags - options

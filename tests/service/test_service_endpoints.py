@@ -25,8 +25,11 @@ def sse_events(text: str) -> list[tuple[str, dict]]:
 async def test_complete_chat_and_stream(make_kite, asgi_client, fake_llm):
     app = create_app(make_kite())
     async with asgi_client(app) as c:
-        r = await c.post("/complete", json={"prompt": "hello", "max_tokens": 20},
-                         headers={"X-Request-ID": "req-123"})
+        r = await c.post(
+            "/complete",
+            json={"prompt": "hello", "max_tokens": 20},
+            headers={"X-Request-ID": "req-123"},
+        )
         assert r.status_code == 200
         body = r.json()
         assert body["text"] == "Echo: hello"
@@ -35,8 +38,15 @@ async def test_complete_chat_and_stream(make_kite, asgi_client, fake_llm):
         assert r.headers["x-request-id"] == "req-123"
         assert fake_llm.requests[-1].json["max_tokens"] == 20
 
-        r = await c.post("/chat", json={"messages": [
-            {"role": "system", "content": "be brief"}, {"role": "user", "content": "hi there"}]})
+        r = await c.post(
+            "/chat",
+            json={
+                "messages": [
+                    {"role": "system", "content": "be brief"},
+                    {"role": "user", "content": "hi there"},
+                ]
+            },
+        )
         assert r.status_code == 200 and r.json()["text"] == "Echo: hi there"
         assert fake_llm.requests[-1].messages[0] == {"role": "system", "content": "be brief"}
 
@@ -53,9 +63,13 @@ async def test_session_history_is_sent_and_stored(make_kite, asgi_client, fake_l
     kite = make_kite()
     app = create_app(kite)
     async with asgi_client(app) as c:
-        assert (await c.post("/complete", json={"prompt": "my name is Ada", "session_id": "s1"})).status_code == 200
-        r = await c.post("/chat", json={"messages": [{"role": "user", "content": "who am I?"}],
-                                        "session_id": "s1"})
+        assert (
+            await c.post("/complete", json={"prompt": "my name is Ada", "session_id": "s1"})
+        ).status_code == 200
+        r = await c.post(
+            "/chat",
+            json={"messages": [{"role": "user", "content": "who am I?"}], "session_id": "s1"},
+        )
         assert r.status_code == 200 and r.json()["session_id"] == "s1"
         sent = [m["content"] for m in fake_llm.requests[-1].messages]
         assert sent == ["my name is Ada", "Echo: my name is Ada", "who am I?"]
@@ -87,7 +101,9 @@ async def test_invalid_requests_get_422(make_kite, asgi_client, fake_llm, body, 
 async def test_malformed_json_and_long_chat_get_422(make_kite, asgi_client):
     app = create_app(make_kite(kite_max_prompt_chars=50))
     async with asgi_client(app) as c:
-        r = await c.post("/complete", content=b'{"prompt": "hi"', headers={"content-type": "application/json"})
+        r = await c.post(
+            "/complete", content=b'{"prompt": "hi"', headers={"content-type": "application/json"}
+        )
         assert r.status_code == 422 and "json" in r.text.lower()
         r = await c.post("/chat", json={"messages": [{"role": "user", "content": "y" * 30}] * 2})
         assert r.status_code == 422 and "the limit is 50" in r.text
@@ -104,8 +120,14 @@ async def test_unknown_model_is_400_listing_providers(make_kite, asgi_client, fa
         assert error["type"] == "unknown_model" and "openai" in error["details"]["providers"]
         assert "openai" in error["message"] and "anthropic" in error["message"]
         # the provider itself does not know the model: also 400, providers listed
-        fake_llm.enqueue(Fault(status=404, error_type="invalid_request_error",
-                               message="The model `gpt-9` does not exist", code="model_not_found"))
+        fake_llm.enqueue(
+            Fault(
+                status=404,
+                error_type="invalid_request_error",
+                message="The model `gpt-9` does not exist",
+                code="model_not_found",
+            )
+        )
         r = await c.post("/complete", json={"prompt": "hi", "model": "gpt-9"})
         assert r.status_code == 400 and "gpt-9" in r.text
         assert "openai" in r.json()["error"]["details"]["providers"]
@@ -116,7 +138,9 @@ async def test_breaker_open_is_503_with_retry_after(make_kite, asgi_client, fake
     app = create_app(kite)
     async with asgi_client(app) as c:
         fake_llm.enqueue(Fault(status=500), Fault(status=500))
-        assert [(await c.post("/complete", json={"prompt": "x"})).status_code for _ in range(2)] == [502, 502]
+        assert [
+            (await c.post("/complete", json={"prompt": "x"})).status_code for _ in range(2)
+        ] == [502, 502]
         before = len(fake_llm.requests)
         r = await c.post("/complete", json={"prompt": "x"})
         assert r.status_code == 503 and r.json()["error"]["type"] == "circuit_open"
@@ -177,12 +201,21 @@ async def test_api_keys_required_except_health(make_kite, asgi_client, fake_llm)
     app = create_app(make_kite(kite_api_keys=f"{SERVICE_KEY}, {other}"))
     async with asgi_client(app) as c:
         assert (await c.post("/complete", json={"prompt": "x"})).status_code == 401
-        bad = await c.post("/complete", json={"prompt": "x"}, headers={"Authorization": "Bearer nope-nope-nope-nope"})
+        bad = await c.post(
+            "/complete",
+            json={"prompt": "x"},
+            headers={"Authorization": "Bearer nope-nope-nope-nope"},
+        )
         assert bad.status_code == 401 and bad.headers["www-authenticate"].startswith("Bearer")
-        assert (await c.post("/complete", json={"prompt": "x"},
-                             headers={"Authorization": f"Basic {SERVICE_KEY}"})).status_code == 401
+        assert (
+            await c.post(
+                "/complete", json={"prompt": "x"}, headers={"Authorization": f"Basic {SERVICE_KEY}"}
+            )
+        ).status_code == 401
         for key in (SERVICE_KEY, other):
-            ok = await c.post("/complete", json={"prompt": "x"}, headers={"Authorization": f"Bearer {key}"})
+            ok = await c.post(
+                "/complete", json={"prompt": "x"}, headers={"Authorization": f"Bearer {key}"}
+            )
             assert ok.status_code == 200
         assert (await c.get("/health")).status_code == 200
         assert (await c.get("/metrics")).status_code == 200  # public by default
@@ -190,7 +223,9 @@ async def test_api_keys_required_except_health(make_kite, asgi_client, fake_llm)
         assert (await c.get("/agents")).status_code == 401
 
 
-async def test_metrics_can_require_a_key_and_keys_come_from_a_file(make_kite, asgi_client, tmp_path):
+async def test_metrics_can_require_a_key_and_keys_come_from_a_file(
+    make_kite, asgi_client, tmp_path
+):
     keys = tmp_path / "keys"
     keys.write_text(f"# service keys\n{SERVICE_KEY}\n", encoding="utf-8")
     app = create_app(make_kite(kite_api_keys_file=str(keys), kite_metrics_public=False))
@@ -202,8 +237,9 @@ async def test_metrics_can_require_a_key_and_keys_come_from_a_file(make_kite, as
 
 async def test_rate_limit_429_with_headers_per_key_and_route(make_kite, asgi_client):
     other = "other-key-0123456789abcdef"
-    app = create_app(make_kite(kite_api_keys=f"{SERVICE_KEY},{other}",
-                               kite_rate_limit="3/minute, /chat=off"))
+    app = create_app(
+        make_kite(kite_api_keys=f"{SERVICE_KEY},{other}", kite_rate_limit="3/minute, /chat=off")
+    )
     auth = {"Authorization": f"Bearer {SERVICE_KEY}"}
     async with asgi_client(app) as c:
         statuses = []
@@ -216,10 +252,16 @@ async def test_rate_limit_429_with_headers_per_key_and_route(make_kite, asgi_cli
         assert r.headers["x-ratelimit-limit"] == "3" and r.headers["x-ratelimit-remaining"] == "0"
         assert int(r.headers["x-ratelimit-reset"]) > 0
         # another key has its own budget; /chat is not limited; GETs never are
-        other_r = await c.post("/complete", json={"prompt": "x"}, headers={"Authorization": f"Bearer {other}"})
+        other_r = await c.post(
+            "/complete", json={"prompt": "x"}, headers={"Authorization": f"Bearer {other}"}
+        )
         assert other_r.status_code == 200 and other_r.headers["x-ratelimit-remaining"] == "2"
-        chat = [await c.post("/chat", json={"messages": [{"role": "user", "content": "x"}]}, headers=auth)
-                for _ in range(4)]
+        chat = [
+            await c.post(
+                "/chat", json={"messages": [{"role": "user", "content": "x"}]}, headers=auth
+            )
+            for _ in range(4)
+        ]
         assert {x.status_code for x in chat} == {200}
         assert (await c.get("/health")).status_code == 200
         metrics = (await c.get("/metrics")).text
@@ -229,8 +271,14 @@ async def test_rate_limit_429_with_headers_per_key_and_route(make_kite, asgi_cli
 async def test_forwarded_for_trusted_only_from_trusted_proxies(make_kite, asgi_client):
     async def statuses(app, forwarded: list[str]) -> list[int]:
         async with asgi_client(app) as c:
-            return [(await c.post("/complete", json={"prompt": "x"},
-                                  headers={"X-Forwarded-For": xff})).status_code for xff in forwarded]
+            return [
+                (
+                    await c.post(
+                        "/complete", json={"prompt": "x"}, headers={"X-Forwarded-For": xff}
+                    )
+                ).status_code
+                for xff in forwarded
+            ]
 
     spoofed = ["1.1.1.1", "2.2.2.2", "3.3.3.3"]
     # peer 127.0.0.1 not trusted: X-Forwarded-For ignored, one bucket for all three
@@ -255,7 +303,9 @@ async def test_idempotency_replay_conflict_and_in_flight(make_kite, asgi_client,
         assert len(fake_llm.requests) == 1
 
         other = await c.post("/complete", json={"prompt": "refund"}, headers=key)
-        assert other.status_code == 422 and other.json()["error"]["type"] == "idempotency_key_reused"
+        assert (
+            other.status_code == 422 and other.json()["error"]["type"] == "idempotency_key_reused"
+        )
 
         fake_llm.latency = 0.5
         slow_key = {"Idempotency-Key": "slow-1"}
@@ -265,7 +315,9 @@ async def test_idempotency_replay_conflict_and_in_flight(make_kite, asgi_client,
         dup = await c.post("/complete", json={"prompt": "slow"}, headers=slow_key)
         assert dup.status_code == 409 and dup.headers["retry-after"] == "1"
         assert (await slow).status_code == 200
-        assert (await c.post("/complete", json={"prompt": "slow"}, headers=slow_key)).json()["text"] == "Echo: slow"
+        assert (await c.post("/complete", json={"prompt": "slow"}, headers=slow_key)).json()[
+            "text"
+        ] == "Echo: slow"
         assert len(fake_llm.requests) == 2
 
 
@@ -277,10 +329,18 @@ async def test_idempotency_failure_is_not_replayed(make_kite, asgi_client, fake_
         assert (await c.post("/complete", json={"prompt": "x"}, headers=key)).status_code == 502
         r = await c.post("/complete", json={"prompt": "x"}, headers=key)
         assert r.status_code == 200 and "idempotent-replayed" not in r.headers
-        stream = await c.post("/complete", json={"prompt": "s", "stream": True}, headers={"Idempotency-Key": "sse"})
-        replay = await c.post("/complete", json={"prompt": "s", "stream": True}, headers={"Idempotency-Key": "sse"})
-        assert replay.text == stream.text and replay.headers["content-type"].startswith("text/event-stream")
-        long_key = await c.post("/complete", json={"prompt": "x"}, headers={"Idempotency-Key": "k" * 300})
+        stream = await c.post(
+            "/complete", json={"prompt": "s", "stream": True}, headers={"Idempotency-Key": "sse"}
+        )
+        replay = await c.post(
+            "/complete", json={"prompt": "s", "stream": True}, headers={"Idempotency-Key": "sse"}
+        )
+        assert replay.text == stream.text and replay.headers["content-type"].startswith(
+            "text/event-stream"
+        )
+        long_key = await c.post(
+            "/complete", json={"prompt": "x"}, headers={"Idempotency-Key": "k" * 300}
+        )
         assert long_key.status_code == 422
 
 
@@ -316,14 +376,24 @@ async def test_health_degraded_when_redis_is_down(make_kite, asgi_client):
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["status"] == "degraded" and body["redis"] == "down" and body["postgres"] == "unused"
-    assert set(body) >= {"status", "circuit_breaker", "llm_provider", "model", "redis", "postgres",
-                         "kill_switch", "version"}
+    assert set(body) >= {
+        "status",
+        "circuit_breaker",
+        "llm_provider",
+        "model",
+        "redis",
+        "postgres",
+        "kill_switch",
+        "version",
+    }
 
 
 async def test_health_unhealthy_without_provider(asgi_client, tmp_path):
     from kite_lab import Kite
 
-    app = create_app(Kite(config={"llm_provider": "openai", "kite_home": str(tmp_path)}, env_file=None))
+    app = create_app(
+        Kite(config={"llm_provider": "openai", "kite_home": str(tmp_path)}, env_file=None)
+    )
     async with asgi_client(app) as c:
         health = await c.get("/health")
         assert health.status_code == 503 and health.json()["status"] == "unhealthy"
@@ -334,7 +404,9 @@ async def test_health_unhealthy_without_provider(asgi_client, tmp_path):
 async def test_body_too_large_is_413(make_kite, asgi_client):
     app = create_app(make_kite())
     async with asgi_client(app) as c:
-        r = await c.post("/complete", content=b"x" * 2_000_000, headers={"content-type": "application/json"})
+        r = await c.post(
+            "/complete", content=b"x" * 2_000_000, headers={"content-type": "application/json"}
+        )
     assert r.status_code == 413
 
 
@@ -343,7 +415,9 @@ async def test_openapi_lists_the_routes(make_kite, asgi_client):
     async with asgi_client(app) as c:
         schema = (await c.get("/openapi.json")).json()
         assert (await c.get("/docs")).status_code == 200
-    assert {"/complete", "/chat", "/agents/{name}/run", "/health", "/agents"} <= set(schema["paths"])
+    assert {"/complete", "/chat", "/agents/{name}/run", "/health", "/agents"} <= set(
+        schema["paths"]
+    )
     prompt = schema["components"]["schemas"]["CompletionRequest"]["properties"]["prompt"]
     assert prompt["maxLength"] == 1234
 

@@ -37,13 +37,22 @@ def test_formatter_adds_request_id_and_redacts():
     add_secrets(["hunter2-very-secret"])
     token = request_id_var.set("rid-1")
     try:
-        log.info("agent_call", extra={"event": "agent_call", "agent": "a", "duration": 0.5, "success": True})
+        log.info(
+            "agent_call",
+            extra={"event": "agent_call", "agent": "a", "duration": 0.5, "success": True},
+        )
         log.warning("key was hunter2-very-secret and sk-abcdefghijklmnopqrstuvwx")
     finally:
         request_id_var.reset(token)
     first, second = lines(stream.getvalue())
-    assert first == first | {"event": "agent_call", "agent": "a", "duration": 0.5,
-                             "success": True, "request_id": "rid-1", "level": "info"}
+    assert first == first | {
+        "event": "agent_call",
+        "agent": "a",
+        "duration": 0.5,
+        "success": True,
+        "request_id": "rid-1",
+        "level": "info",
+    }
     assert "hunter2" not in second["message"] and "sk-abc" not in second["message"]
 
 
@@ -57,19 +66,40 @@ def test_event_logging_guide_fields():
     log.setLevel(logging.INFO)
     bus = EventBus()
     attach_event_logging(bus, logger_name="kite_lab.test_events")
-    bus.emit("agent:end", agent="helper", run_id="r1", latency_s=1.25, success=False,
-             response="a long answer nobody should log")
-    bus.emit("http:request", method="POST", route="/complete", status=200, duration_s=0.1,
-             request_id="abc", prompt="secret plan")
+    bus.emit(
+        "agent:end",
+        agent="helper",
+        run_id="r1",
+        latency_s=1.25,
+        success=False,
+        response="a long answer nobody should log",
+    )
+    bus.emit(
+        "http:request",
+        method="POST",
+        route="/complete",
+        status=200,
+        duration_s=0.1,
+        request_id="abc",
+        prompt="secret plan",
+    )
     agent, http = lines(stream.getvalue())
-    assert (agent["event"], agent["agent"], agent["duration"], agent["success"]) == ("agent_call", "helper", 1.25, False)
+    assert (agent["event"], agent["agent"], agent["duration"], agent["success"]) == (
+        "agent_call",
+        "helper",
+        1.25,
+        False,
+    )
     assert http["event"] == "http_request" and http["request_id"] == "abc" and http["status"] == 200
     assert "secret plan" not in stream.getvalue() and "nobody should" not in stream.getvalue()
 
 
 def test_process_logs_and_health_never_show_keys_or_prompts(service_env, start_service, fake_llm):
-    service_env.update(KITE_API_KEYS=SERVICE_KEY, KITE_LOG_LEVEL="DEBUG",
-                       REDIS_URL="redis://:redis-password-123@127.0.0.1:1/0")
+    service_env.update(
+        KITE_API_KEYS=SERVICE_KEY,
+        KITE_LOG_LEVEL="DEBUG",
+        REDIS_URL="redis://:redis-password-123@127.0.0.1:1/0",
+    )
     service = start_service(service_env)
     auth = {"Authorization": f"Bearer {SERVICE_KEY}"}
     marker = "PROMPT-MARKER-7f3a"
@@ -79,7 +109,12 @@ def test_process_logs_and_health_never_show_keys_or_prompts(service_env, start_s
         request_id = ok.headers["x-request-id"]
         fake_llm.enqueue(Fault(status=401, message=f"Incorrect API key provided: {FAKE_KEY}"))
         assert c.post("/complete", json={"prompt": "x"}).status_code == 502
-        assert c.post("/complete", json={"prompt": "x"}, headers={"Authorization": f"Bearer {FAKE_KEY}"}).status_code == 401
+        assert (
+            c.post(
+                "/complete", json={"prompt": "x"}, headers={"Authorization": f"Bearer {FAKE_KEY}"}
+            ).status_code
+            == 401
+        )
         health = c.get("/health")
         metrics = c.get("/metrics").text
     assert service.stop() == 0
@@ -90,10 +125,14 @@ def test_process_logs_and_health_never_show_keys_or_prompts(service_env, start_s
     assert marker not in log
     records = lines(log)
     access = [r for r in records if r["event"] == "http_request"]
-    assert any(r["request_id"] == request_id and r["route"] == "/complete" and r["status"] == 200
-               for r in access)
+    assert any(
+        r["request_id"] == request_id and r["route"] == "/complete" and r["status"] == 200
+        for r in access
+    )
     assert all("request_id" in r for r in access)
-    assert any(r["event"] == "llm_error" and r.get("error") == "AuthenticationError" for r in records)
+    assert any(
+        r["event"] == "llm_error" and r.get("error") == "AuthenticationError" for r in records
+    )
     assert all(isinstance(r["level"], str) and "time" in r for r in records)
 
 
@@ -101,7 +140,10 @@ def test_prompts_logged_only_when_enabled(service_env, start_service):
     service_env.update(KITE_LOG_PROMPTS="1")
     service = start_service(service_env)
     with httpx.Client(base_url=service.url, timeout=10) as c:
-        assert c.post("/complete", json={"prompt": f"tell {FAKE_KEY} and PROMPT-ON"}).status_code == 200
+        assert (
+            c.post("/complete", json={"prompt": f"tell {FAKE_KEY} and PROMPT-ON"}).status_code
+            == 200
+        )
     service.stop()
     log = service.log()
     assert "PROMPT-ON" in log and FAKE_KEY not in log

@@ -41,10 +41,14 @@ def test_guide_monitoring_api_works_as_documented():
     metrics.agent_success_rate.set(0.75)
     after = metrics.render()[0].decode()
     other = {"provider": "other", "model": "other"}
-    assert value(after, "kite_llm_calls_total", **other, outcome="success") == \
-        value(before, "kite_llm_calls_total", **other, outcome="success") + 1
-    assert value(after, "kite_llm_latency_seconds_count", **other) == \
-        value(before, "kite_llm_latency_seconds_count", **other) + 1
+    assert (
+        value(after, "kite_llm_calls_total", **other, outcome="success")
+        == value(before, "kite_llm_calls_total", **other, outcome="success") + 1
+    )
+    assert (
+        value(after, "kite_llm_latency_seconds_count", **other)
+        == value(before, "kite_llm_latency_seconds_count", **other) + 1
+    )
     assert value(after, "kite_llm_errors_total", provider="other", error="other") >= 1
     assert value(after, "kite_circuit_breaker_state", breaker="other") == 2
     assert value(after, "kite_circuit_breaker_failures_total", breaker="other") >= 1
@@ -70,10 +74,26 @@ def test_events_feed_metrics_with_closed_label_sets():
     bus = EventBus()
     policy = LabelPolicy(agents=lambda: ["helper"], routes=["/complete"])
     metrics.attach(bus, policy)
-    bus.emit("llm:response", provider="openai", model="gpt-4o-mini", prompt_tokens=5,
-             completion_tokens=7, cost_usd=0.001, latency_s=1.5, cached=False)
-    bus.emit("llm:response", provider="openai", model="my-finetune-123", prompt_tokens=1,
-             completion_tokens=1, cost_usd=None, latency_s=0.1, cached=False)
+    bus.emit(
+        "llm:response",
+        provider="openai",
+        model="gpt-4o-mini",
+        prompt_tokens=5,
+        completion_tokens=7,
+        cost_usd=0.001,
+        latency_s=1.5,
+        cached=False,
+    )
+    bus.emit(
+        "llm:response",
+        provider="openai",
+        model="my-finetune-123",
+        prompt_tokens=1,
+        completion_tokens=1,
+        cost_usd=None,
+        latency_s=0.1,
+        cached=False,
+    )
     bus.emit("llm:response", provider="openai", model="gpt-4o-mini", cached=True, latency_s=0.0)
     bus.emit("llm:error", provider="weird-provider", model="x", error="ServerError", latency_s=2)
     bus.emit("llm:error", provider="openai", model="gpt-4o-mini", error="SomethingNew")
@@ -87,17 +107,46 @@ def test_events_feed_metrics_with_closed_label_sets():
     bus.emit("cache:miss", backend="memory")
     bus.emit("ratelimit:rejected", route="/complete", limit="1/minute", key="abc")
     bus.emit("http:start", method="POST", route="/complete")
-    bus.emit("http:request", method="POST", route="/secret-probe/../etc", status=404, duration_s=0.01)
+    bus.emit(
+        "http:request", method="POST", route="/secret-probe/../etc", status=404, duration_s=0.01
+    )
     bus.emit("killswitch:activated", active=True, reason="x")
     text = metrics.render()[0].decode()
-    assert value(text, "kite_llm_calls_total", provider="openai", model="gpt-4o-mini", outcome="success") == 1
-    assert value(text, "kite_llm_calls_total", provider="openai", model="other", outcome="success") == 1
-    assert value(text, "kite_llm_calls_total", provider="openai", model="gpt-4o-mini", outcome="cached") == 1
+    assert (
+        value(
+            text, "kite_llm_calls_total", provider="openai", model="gpt-4o-mini", outcome="success"
+        )
+        == 1
+    )
+    assert (
+        value(text, "kite_llm_calls_total", provider="openai", model="other", outcome="success")
+        == 1
+    )
+    assert (
+        value(
+            text, "kite_llm_calls_total", provider="openai", model="gpt-4o-mini", outcome="cached"
+        )
+        == 1
+    )
     assert value(text, "kite_llm_errors_total", provider="other", error="ServerError") == 1
     assert value(text, "kite_llm_errors_total", provider="openai", error="other") == 1
-    assert value(text, "kite_llm_tokens_total", provider="openai", model="gpt-4o-mini", kind="completion") == 7
+    assert (
+        value(
+            text, "kite_llm_tokens_total", provider="openai", model="gpt-4o-mini", kind="completion"
+        )
+        == 7
+    )
     assert value(text, "kite_llm_cost_usd_total", provider="openai", model="gpt-4o-mini") == 0.001
-    assert value(text, "kite_llm_latency_seconds_bucket", provider="openai", model="gpt-4o-mini", le="120.0") == 1
+    assert (
+        value(
+            text,
+            "kite_llm_latency_seconds_bucket",
+            provider="openai",
+            model="gpt-4o-mini",
+            le="120.0",
+        )
+        == 1
+    )
     assert value(text, "kite_circuit_breaker_state", breaker="openai") == 2
     assert value(text, "kite_circuit_breaker_failures_total", breaker="openai") == 1
     assert value(text, "kite_agent_calls_total", agent="helper", outcome="failure") == 1
@@ -126,11 +175,20 @@ def test_multiple_workers_share_metrics(service_env, start_service, tmp_path):
         for i in range(n):  # a new connection each time: the kernel spreads them
             with httpx.Client(base_url=service.url, timeout=10) as one:
                 assert one.post("/complete", json={"prompt": f"p{i}"}).status_code == 200
-        pids = {int(name.rsplit("_", 1)[1].split(".")[0]) for name in
-                (p.name for p in metrics_dir.glob("counter_*.db"))}
+        pids = {
+            int(name.rsplit("_", 1)[1].split(".")[0])
+            for name in (p.name for p in metrics_dir.glob("counter_*.db"))
+        }
         text = client.get("/metrics").text
     assert len(pids) == 2, "both workers served requests"
-    assert value(text, "kite_http_requests_total", method="POST", route="/complete", status="200") == n
-    assert value(text, "kite_llm_calls_total", provider="openai", model="gpt-4o-mini", outcome="success") == n
+    assert (
+        value(text, "kite_http_requests_total", method="POST", route="/complete", status="200") == n
+    )
+    assert (
+        value(
+            text, "kite_llm_calls_total", provider="openai", model="gpt-4o-mini", outcome="success"
+        )
+        == n
+    )
     assert value(text, "kite_process_resident_memory_bytes") > 2 * 20_000_000
     assert service.stop() == 0

@@ -34,15 +34,21 @@ def local_config(ports: list[int], listen: int, workdir: Path) -> str:
         text = text.replace(f"server {name}:8000", f"server 127.0.0.1:{port}")
     text = text.replace("listen 80;", f"listen 127.0.0.1:{listen};")
     text = text.replace("/var/log/nginx/", f"{workdir}/")
-    temp = "".join(f"    {kind}_temp_path {workdir}/{kind};\n"
-                   for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    temp = "".join(
+        f"    {kind}_temp_path {workdir}/{kind};\n"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
     return text.replace("http {\n", "http {\n" + temp, 1)
 
 
 def http_count(url: str) -> float:
     text = httpx.get(url + "/metrics", timeout=5).text
-    return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples
-               if s.name == "kite_http_requests_total" and s.labels.get("route") == "/complete")
+    return sum(
+        s.value
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+        if s.name == "kite_http_requests_total" and s.labels.get("route") == "/complete"
+    )
 
 
 def test_nginx_spreads_load_and_survives_a_dead_replica(service_env, start_service, tmp_path):
@@ -56,8 +62,20 @@ def test_nginx_spreads_load_and_survives_a_dead_replica(service_env, start_servi
     listen = free_port()
     conf = workdir / "nginx.conf"
     conf.write_text(local_config([r.port for r in replicas], listen, workdir), encoding="utf-8")
-    globals_ = f"daemon off; pid {workdir}/nginx.pid;" + (" user root;" if os.geteuid() == 0 else "")
-    cmd = [nginx, "-p", str(workdir), "-c", str(conf), "-e", str(workdir / "error.log"), "-g", globals_]
+    globals_ = f"daemon off; pid {workdir}/nginx.pid;" + (
+        " user root;" if os.geteuid() == 0 else ""
+    )
+    cmd = [
+        nginx,
+        "-p",
+        str(workdir),
+        "-c",
+        str(conf),
+        "-e",
+        str(workdir / "error.log"),
+        "-g",
+        globals_,
+    ]
     check = subprocess.run([*cmd, "-t"], capture_output=True, text=True, timeout=30)
     assert check.returncode == 0, check.stderr
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -73,15 +91,19 @@ def test_nginx_spreads_load_and_survives_a_dead_replica(service_env, start_servi
                 time.sleep(0.05)
         with httpx.Client(base_url=base, timeout=10) as client:
             for i in range(30):
-                r = client.post("/complete", json={"prompt": f"spread {i}"}, headers={"X-Request-ID": f"n-{i}"})
+                r = client.post(
+                    "/complete", json={"prompt": f"spread {i}"}, headers={"X-Request-ID": f"n-{i}"}
+                )
                 assert r.status_code == 200 and r.headers["x-request-id"] == f"n-{i}"
             counts = [http_count(r.url) for r in replicas]
             assert sum(counts) == 30 and all(c >= 5 for c in counts), counts
 
             replicas[0].proc.send_signal(signal.SIGKILL)
             replicas[0].proc.wait(10)
-            statuses = [client.post("/complete", json={"prompt": f"after {i}"}).status_code
-                        for i in range(30)]
+            statuses = [
+                client.post("/complete", json={"prompt": f"after {i}"}).status_code
+                for i in range(30)
+            ]
             assert statuses == [200] * 30
             survivors = [http_count(r.url) for r in replicas[1:]]
             assert sum(survivors) == sum(counts[1:]) + 30

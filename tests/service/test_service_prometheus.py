@@ -41,8 +41,12 @@ def dashboard_expressions() -> list[str]:
 
 def test_promtool_accepts_prometheus_yml():
     promtool = need_binary("/usr/bin/promtool", "prometheus")
-    result = subprocess.run([promtool, "check", "config", str(ROOT / "prometheus.yml")],
-                            capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [promtool, "check", "config", str(ROOT / "prometheus.yml")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     config = yaml.safe_load((ROOT / "prometheus.yml").read_text(encoding="utf-8"))
     kite_job = next(j for j in config["scrape_configs"] if j["job_name"] == "kite")
@@ -55,7 +59,9 @@ def traffic(client: httpx.Client, fake) -> None:
     for i in range(3):
         assert client.post("/complete", json={"prompt": f"hello {i}"}).status_code == 200
     for _ in range(2):  # a cache miss, then a hit (temperature 0 is cached)
-        assert client.post("/complete", json={"prompt": "cached", "temperature": 0}).status_code == 200
+        assert (
+            client.post("/complete", json={"prompt": "cached", "temperature": 0}).status_code == 200
+        )
     fake.enqueue(Fault(status=500))
     assert client.post("/complete", json={"prompt": "fails"}).status_code == 502
     assert client.post("/agents/helper/run", json={"input": "hi"}).status_code == 200
@@ -69,14 +75,17 @@ def test_prometheus_scrapes_the_service_and_the_dashboard_queries_return_data(
     promtool = need_binary("/usr/bin/promtool", "prometheus")
     prometheus = need_binary("/usr/bin/prometheus", "prometheus")
     (tmp_path / "exported_notebook.py").write_text(AGENTS_MODULE, encoding="utf-8")
-    service_env.update(KITE_RATE_LIMIT="1000/minute, /chat=1/minute", CIRCUIT_BREAKER_THRESHOLD="1000")
+    service_env.update(
+        KITE_RATE_LIMIT="1000/minute, /chat=1/minute", CIRCUIT_BREAKER_THRESHOLD="1000"
+    )
     service = start_service(service_env, app="exported_notebook")
     client = httpx.Client(base_url=service.url, timeout=10)
     traffic(client, fake_llm)
 
     exposition = client.get("/metrics").text
-    lint = subprocess.run([promtool, "check", "metrics"], input=exposition, capture_output=True,
-                          text=True, timeout=30)
+    lint = subprocess.run(
+        [promtool, "check", "metrics"], input=exposition, capture_output=True, text=True, timeout=30
+    )
     assert lint.returncode == 0, lint.stdout + lint.stderr
 
     config = yaml.safe_load((ROOT / "prometheus.yml").read_text(encoding="utf-8"))
@@ -85,16 +94,25 @@ def test_prometheus_scrapes_the_service_and_the_dashboard_queries_return_data(
     for job in config["scrape_configs"]:
         targets = job["static_configs"][0]["targets"]
         job["static_configs"][0]["targets"] = [
-            f"127.0.0.1:{service.port}" if t == "kite:8000" else f"127.0.0.1:{port}" for t in targets]
+            f"127.0.0.1:{service.port}" if t == "kite:8000" else f"127.0.0.1:{port}"
+            for t in targets
+        ]
     config_path = tmp_path / "prometheus.yml"
     config_path.write_text(yaml.safe_dump(config), encoding="utf-8")
-    check = subprocess.run([promtool, "check", "config", str(config_path)], capture_output=True, text=True)
+    check = subprocess.run(
+        [promtool, "check", "config", str(config_path)], capture_output=True, text=True
+    )
     assert check.returncode == 0, check.stdout + check.stderr
     log = open(tmp_path / "prometheus.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(
-        [prometheus, f"--config.file={config_path}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-         f"--web.listen-address=127.0.0.1:{port}"],
-        stdout=log, stderr=subprocess.STDOUT,
+        [
+            prometheus,
+            f"--config.file={config_path}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     api = f"http://127.0.0.1:{port}/api/v1"
     try:
@@ -102,7 +120,9 @@ def test_prometheus_scrapes_the_service_and_the_dashboard_queries_return_data(
 
         def scraped_samples() -> int:
             try:
-                r = httpx.get(f"{api}/query", params={"query": 'count(up{job="kite"} == 1)'}, timeout=2)
+                r = httpx.get(
+                    f"{api}/query", params={"query": 'count(up{job="kite"} == 1)'}, timeout=2
+                )
                 result = r.json()["data"]["result"]
                 return int(float(result[0]["value"][1])) if result else 0
             except (httpx.TransportError, KeyError, ValueError):

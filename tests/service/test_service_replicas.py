@@ -41,14 +41,21 @@ def chat(text: str, **extra):
 async def test_two_replicas_share_state(replicas, fake_llm):
     a, b = replicas
     auth = {"Authorization": f"Bearer {SERVICE_KEY}"}
-    async with httpx.AsyncClient(base_url=a.url, headers=auth, timeout=20) as ca, \
-            httpx.AsyncClient(base_url=b.url, headers=auth, timeout=20) as cb:
+    async with (
+        httpx.AsyncClient(base_url=a.url, headers=auth, timeout=20) as ca,
+        httpx.AsyncClient(base_url=b.url, headers=auth, timeout=20) as cb,
+    ):
         # -- one session history: a turn stored by A is sent by B ------------------------
-        assert (await ca.post("/chat", json=chat("my name is Ada", session_id="shared"))).status_code == 200
+        assert (
+            await ca.post("/chat", json=chat("my name is Ada", session_id="shared"))
+        ).status_code == 200
         r = await cb.post("/chat", json=chat("who am I?", session_id="shared"))
         assert r.status_code == 200
         assert [m["content"] for m in fake_llm.requests[-1].messages] == [
-            "my name is Ada", "Echo: my name is Ada", "who am I?"]
+            "my name is Ada",
+            "Echo: my name is Ada",
+            "who am I?",
+        ]
 
         # -- one idempotency record: in flight on A -> 409 on B; then B replays A's answer --
         fake_llm.latency = 1.0

@@ -25,13 +25,30 @@ def test_no_server_errors_for_generated_requests(service_env, start_service, tmp
     service_env.update(KITE_API_KEYS=SERVICE_KEY)
     service = start_service(service_env, app="exported_agents")
     result = subprocess.run(
-        [ST, "run", f"{service.url}/openapi.json",
-         "--header", f"Authorization: Bearer {SERVICE_KEY}",
-         "--checks", "not_a_server_error",
-         "--phases", "coverage,fuzzing",
-         "--max-examples", "10", "--seed", "1", "--generation-database", "none",
-         "--request-timeout", "20", "--no-color"],
-        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        [
+            ST,
+            "run",
+            f"{service.url}/openapi.json",
+            "--header",
+            f"Authorization: Bearer {SERVICE_KEY}",
+            "--checks",
+            "not_a_server_error",
+            "--phases",
+            "coverage,fuzzing",
+            "--max-examples",
+            "10",
+            "--seed",
+            "1",
+            "--generation-database",
+            "none",
+            "--request-timeout",
+            "20",
+            "--no-color",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert "passed" in result.stdout

@@ -104,12 +104,16 @@ def make_kite(wire: str, base_url: str, **extra: Any) -> Any:
 def raw_client(
     wire: str, base_url: str, spec: Any
 ) -> Callable[[list[dict[str, Any]]], Awaitable[Any]]:
-    """A raw SDK call sending what the agent sends: the messages and the tool schema."""
+    """A raw SDK call sending what the agent sends: the messages and the tool schema.
+
+    Configured like kite_lab's providers: no SDK retries, one 60 s timeout (LLM_TIMEOUT)
+    for every phase -- the SDK's default 5 s connect timeout fails at 1,000 connections.
+    """
     if wire == "openai":
         import openai
 
         client = openai.AsyncOpenAI(
-            api_key="sk-bench-raw", base_url=f"{base_url}/v1", max_retries=0
+            api_key="sk-bench-raw", base_url=f"{base_url}/v1", max_retries=0, timeout=60.0
         )
         tools = [{"type": "function", "function": spec.to_dict()}]
 
@@ -124,7 +128,7 @@ def raw_client(
     import anthropic
 
     client_a = anthropic.AsyncAnthropic(
-        api_key="sk-ant-bench-raw", base_url=base_url, max_retries=0
+        api_key="sk-ant-bench-raw", base_url=base_url, max_retries=0, timeout=60.0
     )
     tools_a = [
         {"name": spec.name, "description": spec.description, "input_schema": spec.parameters}

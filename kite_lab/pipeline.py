@@ -71,8 +71,7 @@ class CallPipeline:
         )
         if produced:
             return produced[0]
-        completion = Completion.from_dict(stored)
-        completion.cached = True
+        completion = _from_cache(stored)
         self._emit_response(completion, request_id=uuid.uuid4().hex, latency=0.0)
         return completion
 
@@ -86,8 +85,7 @@ class CallPipeline:
         if store is not None:
             stored = await store.aget(key)
             if stored is not None:
-                completion = Completion.from_dict(stored)
-                completion.cached = True
+                completion = _from_cache(stored)
                 self._emit_response(completion, request_id=uuid.uuid4().hex, latency=0.0)
                 yield StreamChunk(text=completion.text)
                 yield StreamChunk(completion=completion)
@@ -186,3 +184,12 @@ class CallPipeline:
             status=getattr(exc, "status", None),
             latency_s=time.perf_counter() - started,
         )
+
+
+def _from_cache(stored: dict[str, Any]) -> Completion:
+    """A cached answer: nothing was paid and no time spent at the provider for it."""
+    completion = Completion.from_dict(stored)
+    completion.cached = True
+    completion.cost_usd = 0.0
+    completion.latency_s = 0.0
+    return completion

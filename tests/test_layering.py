@@ -61,6 +61,7 @@ ALLOWED = {
         "observability",
         "kite",
         "testing",
+        "service",
     },
 }
 # Top-level modules that belong to an area.

@@ -21,7 +21,7 @@ import logging
 import time
 import uuid
 from collections import Counter
-from collections.abc import Container, Mapping, Sequence
+from collections.abc import Awaitable, Container, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from kite_lab.core.errors import AgentLimitReached, InvalidInput, KiteError, redact
@@ -233,9 +233,7 @@ class Agent:
         if session and self.history_messages:
             store = self.kite.session_memory
             history = await store.awindow(session, max_messages=self.history_messages)
-            messages += [
-                m for m in map(Message.from_any, history) if m.role in ("user", "assistant")
-            ]
+            messages += _usable_history(history)
             state.step("history", session_id=session, messages=len(history))
         messages.append(Message("user", user_input))
         return messages
@@ -263,6 +261,8 @@ class Agent:
     async def _remember(
         self, session: str, user_input: str, response: str, state: RunState
     ) -> None:
+        if not response.strip():  # an empty answer would make the history invalid
+            return
         store = self.kite.session_memory
         meta = {"agent": self.name, "run_id": state.run_id}
         await store.aadd_message(session, "user", user_input, metadata=meta)
@@ -452,9 +452,11 @@ class RunState:
         for call in calls:
             self.emit("tool:call", tool=call.name, call_id=call.id, arguments=call.arguments)
         guard = self.agent.guard
-        outcomes: list[GuardOutcome] = await self._bounded(
-            asyncio.gather(*(guard.execute(call, self.secrets) for call in calls))
-        )
+        if len(calls) == 1:  # no task for a lone call: on a busy loop each hop costs a cycle
+            batch: Any = _one(guard.execute(calls[0], self.secrets))
+        else:
+            batch = asyncio.gather(*(guard.execute(call, self.secrets) for call in calls))
+        outcomes: list[GuardOutcome] = await self._bounded(batch)
         for outcome in outcomes:
             record = outcome.record
             self.result.tool_calls.append(record)
@@ -503,6 +505,22 @@ def _with_id(call: ToolCall) -> ToolCall:
     if call.id:
         return call
     return ToolCall(f"call_{uuid.uuid4().hex[:24]}", call.name, call.arguments, call.raw_arguments)
+
+
+async def _one(outcome: Awaitable[GuardOutcome]) -> list[GuardOutcome]:
+    return [await outcome]
+
+
+def _usable_history(history: Sequence[Any]) -> list[Message]:
+    """User and plain assistant turns, starting with a user turn (what every wire accepts)."""
+    messages = [
+        m
+        for m in map(Message.from_any, history)
+        if m.content.strip() and (m.role == "user" or (m.role == "assistant" and not m.tool_calls))
+    ]
+    while messages and messages[0].role != "user":
+        messages.pop(0)
+    return messages
 
 
 def _format_context(context: str | Mapping[str, Any]) -> str:

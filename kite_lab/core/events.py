@@ -91,7 +91,7 @@ class EventBus:
         with self._lock:
             self._subs = tuple(s for s in self._subs if s is not subscription)
 
-    def emit(self, name: str, **data: Any) -> Event:
+    def emit(self, name: str, /, **data: Any) -> Event:
         event = Event(name, data)
         self._history.append(event)  # deque.append is atomic
         for sub in self._subs:  # a tuple snapshot: subscribing during emit is safe

@@ -149,7 +149,12 @@ class VectorMemory(IndexKeeper):
             group: list[PendingDocument] = []
             pending = 0
             for item in items:
-                doc = self._prepare(*_unpack(item))
+                try:
+                    doc = self._prepare(*_unpack(item))
+                except Exception:
+                    if group:  # keep the valid documents before the bad one
+                        total += self._write_group(group)
+                    raise
                 group.append(doc)
                 pending += len(doc.chunks)
                 if pending >= WRITE_BATCH:

@@ -30,8 +30,9 @@ from typing import IO, Any
 
 from kite_lab.core.errors import ExportError
 
-__all__ = ["ExportedScript", "check_export", "cli_export", "export_notebook", "export_source",
-           "read_notebook"]
+__all__ = ["ExportedScript", "check_export", "cli_export", "compare_answers", "export_notebook",
+           "export_source", "read_notebook", "stored_answers", "uses_fake_server",
+           "write_atomic"]
 
 _SECRET_ENV = re.compile(r"(_KEY|_KEYS|_TOKEN|_SECRET|_PASSWORD)\Z", re.I)
 _FOOTER = re.compile(r"\n\n— [^\n]*\Z")
@@ -46,6 +47,7 @@ class ExportedScript(str):
     path: Path | None
     cells: int
     kite_cells: list[int]
+    answer_cells: list[int]
     notes: list[str]
     env_vars: list[str]
 
@@ -54,6 +56,7 @@ class ExportedScript(str):
         obj.path = info.get("path")
         obj.cells = info.get("cells", 0)
         obj.kite_cells = list(info.get("kite_cells", ()))
+        obj.answer_cells = list(info.get("answer_cells", ()))
         obj.notes = list(info.get("notes", ()))
         obj.env_vars = list(info.get("env_vars", ()))
         return obj
@@ -138,7 +141,8 @@ def export_source(notebook: Any, *, label: str = "notebook.ipynb",
                              secret_fields=_secret_fields())
     _refuse_secrets(compiled.text, compiled.cell_spans, label)
     return ExportedScript(compiled.text, cells=compiled.cells, kite_cells=compiled.kite_cells,
-                          notes=compiled.notes, env_vars=compiled.env_vars)
+                          answer_cells=compiled.answer_cells, notes=compiled.notes,
+                          env_vars=compiled.env_vars)
 
 
 def _magic_settings(base_dir: str | os.PathLike[str] | None, settings: Any) -> Any:
@@ -197,8 +201,8 @@ def export_notebook(notebook: Any, output: str | os.PathLike[str] | None = None,
         return script
     write_atomic(target, script, force=force)
     return ExportedScript(str(script), path=target, cells=script.cells,
-                          kite_cells=script.kite_cells, notes=script.notes,
-                          env_vars=script.env_vars)
+                          kite_cells=script.kite_cells, answer_cells=script.answer_cells,
+                          notes=script.notes, env_vars=script.env_vars)
 
 
 def _check_target(target: Path, force: bool, label: str) -> None:
@@ -262,7 +266,7 @@ def check_export(notebook: str | os.PathLike[str], *, main: bool = False,
     node = read_notebook(path)
     script = export_source(node, label=os.fspath(notebook), base_dir=path.resolve().parent,
                            main=main, record=True)
-    expected = _stored_answers(node)
+    expected = stored_answers(node)
     with tempfile.TemporaryDirectory(prefix="kite-export-check-") as tmp:
         file = Path(tmp) / f"{path.stem}_check.py"
         file.write_text(script, encoding="utf-8")
@@ -284,10 +288,10 @@ def check_export(notebook: str | os.PathLike[str], *, main: bool = False,
         print(f"kite-lab export --check: the script failed (exit {proc.returncode}):\n{tail}",
               file=out)
         return 1
-    return _compare(expected, got, script.kite_cells, _uses_fake_server(node), out)
+    return compare_answers(expected, got, script.answer_cells, uses_fake_server(node), out)
 
 
-def _stored_answers(node: Any) -> dict[int, tuple[str, dict[str, Any]]]:
+def stored_answers(node: Any) -> dict[int, tuple[str, dict[str, Any]]]:
     """cell number -> (text/plain without the footer, provenance) of each %%kite output."""
     found = {}
     for number, cell in enumerate(node.get("cells", []), 1):
@@ -300,12 +304,12 @@ def _stored_answers(node: Any) -> dict[int, tuple[str, dict[str, Any]]]:
     return found
 
 
-def _uses_fake_server(node: Any) -> bool:
+def uses_fake_server(node: Any) -> bool:
     return any("kite_lab.testing" in "".join(c.get("source", ""))
                for c in node.get("cells", []) if c.get("cell_type") == "code")
 
 
-def _compare(expected: Mapping[int, tuple[str, dict[str, Any]]], got: Mapping[int, str],
+def compare_answers(expected: Mapping[int, tuple[str, dict[str, Any]]], got: Mapping[int, str],
              kite_cells: list[int], fake: bool, out: IO[str]) -> int:
     differences = compared = 0
     for number in kite_cells:

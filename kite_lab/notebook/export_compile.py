@@ -31,6 +31,7 @@ from kite_lab.notebook.export_source import (
     indent_code,
     is_quiet,
     names_in,
+    quote,
 )
 
 __all__ = ["CompiledNotebook", "MagicSettings", "compile_cells"]
@@ -62,6 +63,7 @@ _DISPLAY_CELLS = {"html", "markdown", "latex", "javascript", "js", "svg"}
 _SHELL_CELLS = {"bash", "sh", "script", "system", "perl", "ruby", "python", "python2",
                 "python3", "pypy", "cmd", "powershell"}
 _BODY_CELLS = {"time", "timeit", "capture"}
+_TIMEIT_OPTS = re.compile(r"\A\s*(?:-[nrp]\s*\d+\s*|-[tcqo](?:\s+|\Z))*")
 _KEY_SHAPE = re.compile(r"(sk-ant-|sk-|gsk_|xai-|hf_)[A-Za-z0-9_\-]{12,}\Z")
 
 
@@ -98,6 +100,7 @@ class CompiledNotebook:
     text: str
     cells: int = 0
     kite_cells: list[int] = field(default_factory=list)
+    answer_cells: list[int] = field(default_factory=list)  # %%kite cells that call something
     notes: list[str] = field(default_factory=list)  # dropped lines, shell escapes, ...
     env_vars: list[str] = field(default_factory=list)  # secrets read from the environment
     cell_spans: dict[int, tuple[int, int]] = field(default_factory=dict)  # cell -> char span
@@ -232,6 +235,7 @@ class Compiler:
         self.env_vars: list[str] = []
         self.globals: set[str] = set()
         self.kite_cells: list[int] = []
+        self.answer_cells: list[int] = []
         self.uses_display = False
         self.names = Names(self._all_names())
 
@@ -278,7 +282,7 @@ class Compiler:
     def alias_mapping(self, pre: list[str]) -> str:
         if self.alias_var is None:
             self.alias_var = self.names.fresh("aliases")
-            body = ", ".join(f"{k!r}: {v!r}" for k, v in self.settings.aliases.items())
+            body = ", ".join(f"{quote(k)}: {quote(v)}" for k, v in self.settings.aliases.items())
             pre.append(f"{self.alias_var} = {{{body}}}  # %kite alias NAME TARGET")
         return self.alias_var
 
@@ -312,7 +316,7 @@ class Compiler:
             body = start + ("\n" if body else "") + body
             body += '\n\nif __name__ == "__main__":\n    main()\n'
         head = self._header(__version__)  # after the cells: they decide the imports
-        text = head + ("\n\n" + body if body else "")
+        text = head + (_gap(head, body) + body if body else "")
         spans = _cell_spans(text)
         try:
             ast.parse(text)
@@ -320,30 +324,32 @@ class Compiler:
             raise ExportError(f"internal error: the generated script does not parse "
                               f"(line {exc.lineno}: {exc.msg}); please report it",
                               path=self.label) from None
-        return CompiledNotebook(text, len(self.cells), self.kite_cells, self.notes,
-                                sorted(set(self.env_vars)), spans)
+        return CompiledNotebook(text, len(self.cells), self.kite_cells, self.answer_cells,
+                                self.notes, sorted(set(self.env_vars)), spans)
 
     def _header(self, version: str) -> str:
         stem = self.label.rsplit("/", 1)[-1]
         doc = [f'"""{stem}, exported as a script by kite_lab {version} (kite-lab export).', ""]
         doc.append("Each `# %% [n]` block is notebook cell n; %%kite cells are plain Kite calls.")
         if self.env_vars:
-            doc.append(f"Keys are read from the environment: {', '.join(sorted(self.env_vars))}.")
+            needed = ", ".join(sorted(set(self.env_vars)))
+            doc.append(f"Keys are read from the environment: {needed}.")
         if self.service:
             doc.append("Serve its agents with: kite-lab serve --app MODULE:app")
         elif self.main:
             doc.append("Run it with: python SCRIPT.py")
         doc.append('"""')
         lines = [line if len(line) <= LIMIT else line[:LIMIT - 1] for line in doc]
-        if not self.main and self._needs_e402():
-            lines.append("# ruff: noqa: E402 - imports stay in the cells that had them")
+        if self._cells_import():
+            rules = "I001" if self.main else "E402, I001"
+            lines.append(f"# ruff: noqa: {rules} - imports stay in the cells that had them")
         imports = self._import_lines()
         text = "\n".join(lines) + "\n"
         if imports:
             text += "\n" + "\n".join(imports) + "\n"
         return text
 
-    def _needs_e402(self) -> bool:
+    def _cells_import(self) -> bool:
         return any(c.get("cell_type") == "code" and re.search(r"^\s*(import|from)\s", _source(c),
                                                              re.M) for c in self.cells)
 
@@ -379,7 +385,7 @@ class Compiler:
             raise ctx.error(f"unknown cell type {kind!r}")
         lines = [f"# %% [{number}]"]
         if source.strip():
-            lines += self._code_cell(ctx, source, display=True)
+            lines += self._code_cell(ctx, source, display=_displayed(cell))
         return lines
 
     def _code_cell(self, ctx: _Cell, source: str, display: bool) -> list[str]:
@@ -402,7 +408,8 @@ class Compiler:
                            flags=ast.PyCF_ONLY_AST | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT,
                            dont_inherit=True)
         except SyntaxError as exc:
-            raise ctx.error(f"syntax error on line {exc.lineno}: {exc.msg}") from None
+            shown = f": {exc.text.strip()[:80]!r}" if exc.text and exc.text.strip() else ""
+            raise ctx.error(f"syntax error on line {exc.lineno} ({exc.msg}){shown}") from None
         assert isinstance(tree, ast.Module)
         return tree
 
@@ -417,7 +424,12 @@ class Compiler:
             if name == "capture" and line.split():
                 raise ctx.error("%%capture VAR stores the cell's output, which a script does "
                                 "not capture; remove VAR (or the magic)")
-            note = [f"# %%{name} {line}".rstrip() + ": the body runs once, as plain code"]
+            what = ("its output is shown, not captured" if name == "capture"
+                    else "the body runs once, untimed")
+            note = comment_lines(f"%%{name} {line}".rstrip() + f": {what}", self.indent)
+            if name == "timeit":  # what follows the options is setup code, run first
+                setup = _TIMEIT_OPTS.sub("", line, count=1).strip()
+                body = f"{setup}\n{body}" if setup else body
             return note + (self._code_cell(ctx, body, display and name != "capture")
                            if body.strip() else [])
         if name in _DISPLAY_CELLS:
@@ -445,6 +457,8 @@ class Compiler:
         out = _apply(code, edits)
         if show_last and last is not None and not walker.last_was_magic:
             out = self._display_last(out)
+        elif display and is_quiet(code) and not walker.last_was_magic:
+            out = _quiet_last(out)
         self._after_cell(tree, cell_bound)
         return out.rstrip("\n").split("\n") if out.strip() else []
 
@@ -507,7 +521,7 @@ class Compiler:
         for env, node in self._secret_values(tree):
             self.env_vars.append(env)
             start, end = offsets.span(node)
-            edits.append(_Edit(start, end, f"{self.helper('environ')}[{env!r}]"))
+            edits.append(_Edit(start, end, f"{self.helper('environ')}[{quote(env)}]"))
         return edits
 
     def _display_last(self, code: str) -> str:
@@ -689,13 +703,23 @@ def _walk_shallow(stmt: ast.stmt) -> list[ast.AST]:
     return [n for n in found if _is_ipython_call(n) is not None or isinstance(n, ast.Await)]
 
 
+def _gap(head: str, body: str) -> str:
+    """Blank lines after the header: isort wants one before code, two before a def/class."""
+    if "\nfrom " in head:  # the header ends with the helpers' imports
+        first = next((ln for ln in body.splitlines() if ln.strip() and not ln.startswith("#")),
+                     "")
+        if first.startswith(("def ", "class ", "@", "async def ")):
+            return "\n\n"
+    return "\n"
+
+
 _MARKER = re.compile(r"^# %% (?:\[\w+\] )?\[(\d+)\]", re.M)
 
 
 def _cell_spans(text: str) -> dict[int, tuple[int, int]]:
     """Where each cell's block starts and ends in the script (to name the cell in errors)."""
     marks = [(int(m.group(1)), m.start()) for m in _MARKER.finditer(text)]
-    ends = [start for _, start in marks[1:]] + [len(text)]
+    ends = [start for _, start in marks[1:]] + ([len(text)] if marks else [])
     return {number: (start, end) for (number, start), end in zip(marks, ends, strict=True)}
 
 
@@ -703,6 +727,35 @@ def _apply(code: str, edits: list[_Edit]) -> str:
     for edit in sorted(edits, key=lambda e: (e.start, e.end), reverse=True):
         code = code[:edit.start] + edit.text + code[edit.end:]
     return code
+
+
+def _quiet_last(code: str) -> str:
+    """``expr;`` ends a cell quietly in IPython; a script needs no semicolon (nor a no-op)."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:  # pragma: no cover
+        return code
+    last = tree.body[-1] if tree.body else None
+    if not isinstance(last, ast.Expr) or last.end_lineno is None:
+        return code
+    offsets = _Offsets(code)
+    start, end = offsets.span(last)
+    tail = code[end:]
+    rest = re.sub(r"\A\s*;", "", tail, count=1)
+    if isinstance(last.value, ast.Call | ast.Await):
+        return code[:end] + rest
+    src = code[start:end]
+    if "\n" in src:
+        return code[:end] + rest
+    return code[:start] + f"# {src}  (its value was not shown in the notebook)" + rest
+
+
+def _displayed(cell: Mapping[str, Any]) -> bool:
+    """Did the cell show its last value? Executed cells tell; others are assumed to."""
+    outputs = cell.get("outputs") or []
+    if cell.get("execution_count") is None and not outputs:
+        return True
+    return any(o.get("output_type") == "execute_result" for o in outputs)
 
 
 def _expr_value(stmt: ast.stmt) -> ast.expr | None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import ast
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from kite_lab.notebook.export_source import (
@@ -22,6 +22,7 @@ from kite_lab.notebook.export_source import (
     call_lines,
     comment_lines,
     literal,
+    quote,
     string_pieces,
 )
 
@@ -59,32 +60,51 @@ def _target_code(comp: Compiler, wanted: str | None, resolved: str | None,
         return None
     aliases = comp.settings.aliases
     if wanted is not None and wanted in aliases and aliases[wanted] == resolved:
-        return f"{comp.alias_mapping(pre)}[{wanted!r}]"
-    return repr(resolved)
+        return f"{comp.alias_mapping(pre)}[{quote(wanted)}]"
+    return quote(resolved)
 
 
-def _text(comp: Compiler, ctx: _Cell, text: str, *, interpolate: bool, pre: list[str],
-          base: str, indent: int, defined: Mapping[str, str] | None = None,
-          inline_max: int = 60, expr: bool = False) -> str:
-    """A string expression for ``text``: inline if short, else bound to a scratch name."""
-    hoist: list[str] = []
-    pieces = string_pieces(text, interpolate=interpolate,
-                           defined=comp.defined if defined is None else defined,
-                           hoist=hoist, names=comp.names, width=LIMIT - indent - 4)
-    if expr:
-        if hoist:
+class _Text:
+    """A prompt (or system text) as Python: inline when it fits, else bound to a name."""
+
+    def __init__(self, comp: Compiler, ctx: _Cell, text: str, *, interpolate: bool,
+                 pre: list[str], base: str, defined: Mapping[str, str] | None = None,
+                 expr: bool = False, indent: int = 0) -> None:
+        hoist: list[str] = []
+        self.pieces = string_pieces(text, interpolate=interpolate,
+                                    defined=comp.defined if defined is None else defined,
+                                    hoist=hoist, names=comp.names, width=LIMIT - indent - 4)
+        if hoist and expr:
             raise ctx.error("a {reference} here needs quotes or backslashes the script cannot "
                             "inline; assign the value to a plain variable first")
-        return pieces[0] if len(pieces) == 1 else "(" + " ".join(pieces) + ")"
-    pre.extend(hoist)
-    if len(pieces) == 1 and len(pieces[0]) <= inline_max:
-        return pieces[0]
-    var = comp.names.temp(base)
-    if len(pieces) == 1 and indent + len(var) + 3 + len(pieces[0]) <= LIMIT:
-        pre.append(f"{var} = {pieces[0]}")
-    else:
-        pre += [f"{var} = (", *(f"    {p}" for p in pieces), ")"]
-    return var
+        pre.extend(hoist)
+        self.comp, self.pre, self.base, self.indent = comp, pre, base, indent
+        self.var: str | None = None
+
+    def inline(self) -> str:
+        return self.pieces[0] if len(self.pieces) == 1 else "(" + " ".join(self.pieces) + ")"
+
+    def code(self, room: int = 60) -> str:
+        """Inline if one short literal (at most ``room`` characters), else a bound name."""
+        if self.var is None and len(self.pieces) == 1 and len(self.pieces[0]) <= room:
+            return self.pieces[0]
+        return self.bind()
+
+    def bind(self) -> str:
+        if self.var is None:
+            self.var = self.comp.names.temp(self.base)
+            one = f"{self.var} = {self.pieces[0]}"
+            if len(self.pieces) == 1 and self.indent + len(one) <= LIMIT:
+                self.pre.append(one)
+            else:
+                self.pre += [f"{self.var} = (", *(f"    {p}" for p in self.pieces), ")"]
+        return self.var
+
+
+def _room(comp: Compiler, head: str, args: list[str], tail: str) -> int:
+    """Characters left for the first argument of ``head(FIRST, args...)tail`` on one line."""
+    rest = "".join(f", {a}" for a in args)
+    return LIMIT - comp.indent - len(head) - 1 - len(rest) - 1 - len(tail)
 
 
 # -- %%kite cells ----------------------------------------------------------------------
@@ -120,15 +140,17 @@ def kite_cell(comp: Compiler, ctx: _Cell, line: str, body: str) -> list[str]:
         comp.sessions_used.add(opts.session)  # the magic notes it before the dry-run check
     pre: list[str] = []
     indent = comp.indent
-    prompt_code = _text(comp, ctx, prompt, interpolate=opts.interpolate, pre=pre,
+    prompt_code = _Text(comp, ctx, prompt, interpolate=opts.interpolate, pre=pre,
                         base="prompt", indent=indent)
     system_code = None
     if opts.system is not None:
-        system_code = _text(comp, ctx, opts.system, interpolate=opts.interpolate, pre=pre,
-                            base="system", indent=indent)
+        system_code = _Text(comp, ctx, opts.system, interpolate=opts.interpolate, pre=pre,
+                            base="system", indent=indent).code(40)
     if opts.dry_run:
+        shown = prompt_code.code(_room(comp, "print", [], ""))
         return [*head, "# dry run: the notebook showed this prompt and called nothing", *pre,
-                f"print({prompt_code})"]
+                f"print({shown})"]
+    comp.answer_cells.append(ctx.number)
     if opts.session and (agent is not None or opts.tools):
         comp.sessions_used.add(opts.session)
     if agent is not None:
@@ -166,7 +188,7 @@ def _value_of(comp: Compiler, fmt: str) -> tuple[str, str]:
 
 
 def _model_cell(comp: Compiler, ctx: _Cell, opts: KiteCellOptions, target: str | None,
-                wanted: str | None, fmt: str, prompt: str, system: str | None,
+                wanted: str | None, fmt: str, prompt: _Text, system: str | None,
                 pre: list[str]) -> list[str]:
     kite = comp.kite(pre)
     kwargs: dict[str, str] = {}
@@ -186,45 +208,46 @@ def _model_cell(comp: Compiler, ctx: _Cell, opts: KiteCellOptions, target: str |
     prefix, suffix = _value_of(comp, fmt)
     lines: list[str] = []
     if opts.session:
-        if not prompt.isidentifier():
-            var_p = comp.names.temp("prompt")
-            lines.append(f"{var_p} = {prompt}")
-            prompt = var_p
+        prompt_var = prompt.bind()
         completion = comp.names.temp("completion")
-        messages = (f"messages={comp.helper('session_messages')}({kite}, {opts.session!r}, "
-                    f"{prompt}, {comp.settings.max_history})")
+        messages = (f"messages={comp.helper('session_messages')}({kite}, {quote(opts.session)}, "
+                    f"{prompt_var}, {comp.settings.max_history})")
         lines += call_lines(f"{completion} = {kite}.generate", [messages, *args], "",
                             comp.indent)
         lines.append(f"{var} = {prefix}{completion}{suffix}")
-        lines.append(f"{comp.helper('remember_turn')}({kite}, {opts.session!r}, {prompt}, "
-                     f"{completion}.text)")
-    else:
-        lines += call_lines(f"{var} = {prefix}{kite}.generate", [prompt, *args], suffix,
+        lines += call_lines(f"{comp.helper('remember_turn')}",
+                            [kite, quote(opts.session), prompt_var, f"{completion}.text"], "",
                             comp.indent)
+    else:
+        head = f"{var} = {prefix}{kite}.generate"
+        first = prompt.code(_room(comp, head, args, suffix))
+        lines += call_lines(head, [first, *args], suffix, comp.indent)
     return lines + _finish(comp, ctx, fmt, var, var)
 
 
 def _finish(comp: Compiler, ctx: _Cell, fmt: str, var: str, shown: str) -> list[str]:
     lines = []
     if comp.record:
-        lines.append(f"{comp.helper('record_answer')}({ctx.number}, {fmt!r}, {var})")
+        lines.append(f"{comp.helper('record_answer')}({ctx.number}, {quote(fmt)}, {var})")
     lines.append(f"print({shown})")
     return lines
 
 
 def _kw(kwargs: Mapping[str, str]) -> list[str]:
     plain = [f"{k}={v}" for k, v in kwargs.items() if k.isidentifier()]
-    odd = [f"{k!r}: {v}" for k, v in kwargs.items() if not k.isidentifier()]
+    odd = [f"{quote(k)}: {v}" for k, v in kwargs.items() if not k.isidentifier()]
     return plain + ([f"**{{{', '.join(odd)}}}"] if odd else [])
 
 
 def _run_agent(comp: Compiler, ctx: _Cell, opts: KiteCellOptions, fmt: str, agent: str,
-               prompt: str, result_base: str) -> list[str]:
+               prompt: _Text) -> list[str]:
     """``VAR = agent.run_sync(prompt)``, ``check_run(VAR)``, then the value and the display."""
-    args = [prompt] + ([f"session_id={opts.session!r}"] if opts.session else [])
+    args = [f"session_id={quote(opts.session)}"] if opts.session else []
     parsed = fmt in ("json", "df", "code")
-    result = comp.names.temp(result_base) if (parsed or not opts.out) else opts.out
-    lines = call_lines(f"{result} = {agent}.run_sync", args, "", comp.indent)
+    result = comp.names.temp("result") if (parsed or not opts.out) else opts.out
+    head = f"{result} = {agent}.run_sync"
+    lines = call_lines(head, [prompt.code(_room(comp, head, args, "")), *args], "",
+                       comp.indent)
     lines.append(f"{comp.helper('check_run')}({result})")
     if not parsed:
         return lines + _finish(comp, ctx, fmt, result, f"{result}.response")
@@ -233,32 +256,36 @@ def _run_agent(comp: Compiler, ctx: _Cell, opts: KiteCellOptions, fmt: str, agen
         value = f"{comp.helper('answer_code')}({result}.response)"
     else:
         prefix, suffix = _value_of(comp, fmt)
-        value = f"{prefix}{result}{suffix}".replace(".text", ".response")
+        value = f"{prefix}{result}{suffix.replace('.text', '.response')}"
     lines.append(f"{var} = {value}")
     return lines + _finish(comp, ctx, fmt, var, var)
 
 
 def _agent_cell(comp: Compiler, ctx: _Cell, opts: KiteCellOptions, name: str, fmt: str,
-                prompt: str, pre: list[str]) -> list[str]:
+                prompt: _Text, pre: list[str]) -> list[str]:
     kite = comp.kite(pre)
-    by_name = f"{kite}.agents[{name!r}]"
+    by_name = f"{kite}.agents[{quote(name)}]"
     if comp.defined.get(name) == "value":  # a notebook variable wins when it is an Agent
         agent_cls = comp.helper("Agent")
         chosen = comp.names.temp("agent")
         pre.append(f"{chosen} = {name} if isinstance({name}, {agent_cls}) else {by_name}")
         by_name = chosen
-    return _run_agent(comp, ctx, opts, fmt, by_name, prompt, "result")
+    return _run_agent(comp, ctx, opts, fmt, by_name, prompt)
 
 
 def _tools_cell(comp: Compiler, ctx: _Cell, opts: KiteCellOptions, target: str | None,
-                wanted: str | None, fmt: str, prompt: str, system: str | None,
+                wanted: str | None, fmt: str, prompt: _Text, system: str | None,
                 pre: list[str]) -> list[str]:
     kite = comp.kite(pre)
     resolve = comp.helper("resolve_tool")
-    tools = [f"{resolve}({kite}, {t!r}, {t})" if comp.defined.get(t) == "value"
-             else f"{resolve}({kite}, {t!r})" for t in opts.tools]
-    args = [kite, '"kite-cell"', system if system is not None else '""',
-            f"tools=[{', '.join(tools)}]"]
+    tools = [f"{resolve}({kite}, {quote(t)}, {t})" if comp.defined.get(t) == "value"
+             else f"{resolve}({kite}, {quote(t)})" for t in opts.tools]
+    listed = f"[{', '.join(tools)}]"
+    if len(listed) > 50:  # one tool per line, bound to a name
+        name = comp.names.temp("cell_tools")
+        pre += [f"{name} = [", *(f"    {t}," for t in tools), "]"]
+        listed = name
+    args = [kite, '"kite-cell"', system if system is not None else '""', f"tools={listed}"]
     model = _target_code(comp, wanted, target, pre)
     if model is not None:
         args.append(f"model={model}")
@@ -266,7 +293,7 @@ def _tools_cell(comp: Compiler, ctx: _Cell, opts: KiteCellOptions, target: str |
         args.append(f"history_messages={comp.settings.max_history}")
     agent = comp.names.temp("cell_agent")
     pre += call_lines(f"{agent} = {comp.helper('Agent')}", args, "", comp.indent)
-    return _run_agent(comp, ctx, opts, fmt, agent, prompt, "result")
+    return _run_agent(comp, ctx, opts, fmt, agent, prompt)
 
 
 # -- line magics ---------------------------------------------------------------------------
@@ -317,7 +344,7 @@ def line_magic(comp: Compiler, ctx: _Cell, kind: str, args: list[str],
                     "plain Python; replace it with code")
 
 
-_TIMEIT = re.compile(r"\A\s*(?:-[nrp]\s*\d+\s+|-[tcqo]\s+)*")
+_TIMEIT = re.compile(r"\A\s*(?:-[nrp]\s*\d+\s*|-[tcqo](?:\s+|\Z))*")
 _DROP_LINE = {"load_ext", "reload_ext", "unload_ext", "matplotlib", "autoreload", "aimport",
               "who", "whos", "who_ls", "lsmagic", "magic", "pinfo", "pinfo2", "pdef", "pdoc",
               "psource", "pfile", "history", "hist", "xmode", "precision", "pprint", "colors",
@@ -369,7 +396,7 @@ def _env(comp: Compiler, ctx: _Cell, line: str, *, expr: bool, show: bool) -> li
     match = re.match(r"(\w+)(?:\s*=\s*|\s+)(.*)\Z", words, re.S)
     if match is None:
         if re.fullmatch(r"\w+", words):
-            value = f"{environ}[{words!r}]"
+            value = f"{environ}[{quote(words)}]"
             if expr:
                 return [value]
             return [f"{comp.helper('show')}({value})"] if show else []
@@ -380,7 +407,7 @@ def _env(comp: Compiler, ctx: _Cell, line: str, *, expr: bool, show: bool) -> li
     if _SECRET_ENV.search(name):
         comp.notes.append(f"cell {ctx.number}: %env {name}=... dropped (a secret)")
         return [f"# %env {name}=... dropped: set {name} in the environment, never in a file"]
-    return [f"{environ}[{name!r}] = {value!r}"]
+    return [f"{environ}[{quote(name)}] = {quote(value)}"]
 
 
 def _kite_line(comp: Compiler, ctx: _Cell, line: str, defined: Mapping[str, str], *,
@@ -396,33 +423,40 @@ def _kite_line(comp: Compiler, ctx: _Cell, line: str, defined: Mapping[str, str]
             return f"{comp.helper('current')}()"
         return comp.kite(pre, nested=nested)
 
-    def value(code: str) -> list[str]:
+    def value(code: Callable[[], str]) -> list[str]:
+        """The command's value: an expression, shown when last, else nothing to run."""
         if expr:
-            return [code]
+            return [code()]
         if show:
-            return [*pre, f"{comp.helper('show')}({code})"]
-        return [*pre, f"# {spelled}: its value is not shown here, nothing to do"[:LIMIT - indent]]
+            return [*pre, f"{comp.helper('show')}({code()})"]
+        return [f"# {spelled}: its value is not shown here, nothing to do"[:LIMIT - indent]]
 
     if cmd.name == "complete":
         target = _resolve_alias(ctx, comp.settings.default_model or None, comp.settings.aliases)
         if target is not None and target.startswith("agent:"):
             raise ctx.error("%kite complete asks a model; use %%kite agent:NAME for agents")
-        prompt = _text(comp, ctx, cmd.rest, interpolate=True, pre=pre, base="prompt",
-                       indent=indent, defined=defined, expr=expr)
-        args = [prompt] + ([f"model={target!r}"] if target is not None else [])
-        call = f"{comp.helper('answer_text')}({kite()}.generate({', '.join(args)}))"
-        if expr or show:
-            return value(call)
-        return [*pre, *call_lines(f"{comp.helper('answer_text')}({kite()}.generate", args, ")",
-                                  indent)]
+        text = _Text(comp, ctx, cmd.rest, interpolate=True, pre=pre, base="prompt",
+                     defined=defined, expr=expr, indent=indent)
+        args = [f"model={quote(target)}"] if target is not None else []
+        helper = comp.helper("answer_text")
+        if expr:
+            return [f"{helper}({kite()}.generate({', '.join([text.inline(), *args])}))"]
+        head = f"{helper}({kite()}.generate"
+        call = call_lines(head, [text.code(_room(comp, head, args, ")") - indent), *args], ")",
+                          indent)
+        if show:
+            call[0] = f"{comp.helper('show')}({call[0]}"
+            call[-1] += ")"
+        return [*pre, *call]
     if cmd.name in ("calls", "metrics", "cost"):
-        return value(f"{comp.helper(cmd.name + '_df')}({kite()})")
+        return value(lambda: f"{comp.helper(cmd.name + '_df')}({kite()})")
     if cmd.name == "history":
         if len(cmd.args) > 1:
             raise ctx.error("usage: %kite history [SESSION]")
         if cmd.args:
-            return value(f"{comp.helper('history_df')}({kite()}, {cmd.args[0]!r})")
-        return value(f"{comp.helper('sessions_df')}({kite()})")
+            session = cmd.args[0]
+            return value(lambda: f"{comp.helper('history_df')}({kite()}, {quote(session)})")
+        return value(lambda: f"{comp.helper('sessions_df')}({kite()})")
     if cmd.name in ("list", "status", "help", "export"):
         comp.notes.append(f"cell {ctx.number}: {spelled} dropped (notebook display only)")
         return _no_value(ctx, spelled, expr) or [
@@ -438,7 +472,7 @@ def _kite_line(comp: Compiler, ctx: _Cell, line: str, defined: Mapping[str, str]
         ids = list(cmd.args) or sorted(comp.sessions_used)
         if not ids:
             return ["# %kite reset: no session to forget"]
-        lines = [*pre, *(f"{kite()}.session_memory.delete_session({sid!r})" for sid in ids)]
+        lines = [*pre, *(f"{kite()}.session_memory.delete_session({quote(sid)})" for sid in ids)]
         comp.sessions_used.difference_update(ids)
         return lines
     raise ctx.error(f"{spelled}: not supported by the exporter")  # pragma: no cover
@@ -457,13 +491,13 @@ def _alias(comp: Compiler, ctx: _Cell, args: tuple[str, ...], pre: list[str]) ->
             raise ctx.error(f"%kite alias: no alias {name!r} (aliases: "
                             f"{', '.join(aliases) or 'none'})")
         del aliases[name]
-        line = f"del {mapping}[{name!r}]"
+        line = f"del {mapping}[{quote(name)}]"
     else:
         if "/" in name or name.startswith(("agent:", "-")):
             raise ctx.error(f"%kite alias: {name!r} cannot be an alias name; use a plain word")
         _usage(ctx, _check_target, args[1])
         aliases[name] = args[1]
-        line = f"{mapping}[{name!r}] = {args[1]!r}"
+        line = f"{mapping}[{quote(name)}] = {quote(args[1])}"
     comp.settings.aliases = aliases
     return [*pre, line]
 
@@ -487,16 +521,17 @@ def _breaker(comp: Compiler, ctx: _Cell, argv: tuple[str, ...], kite: Any, value
     args = parser.parse_args(list(argv))
     if args.action == "status":
         if args.provider:
-            return value(f"{kite()}.breaker_for({args.provider!r}).get_stats()")  # type: ignore[no-any-return]
-        return value(f"{comp.helper('breakers_df')}({kite()})")  # type: ignore[no-any-return]
+            return value(  # type: ignore[no-any-return]
+                lambda: f"{kite()}.breaker_for({quote(args.provider)}).get_stats()")
+        return value(lambda: f"{comp.helper('breakers_df')}({kite()})")  # type: ignore[no-any-return]
     _no_value(ctx, f"%kite breaker {args.action}", expr)
-    breaker = (f"{kite()}.breaker_for({args.provider!r})" if args.provider
+    breaker = (f"{kite()}.breaker_for({quote(args.provider)})" if args.provider
                else f"{kite()}.circuit_breaker")
     if args.action == "reset":
         if args.reason:
             raise ctx.error("%kite breaker reset takes no reason")
         call = f"{breaker}.reset()"
     else:
-        call = f"{breaker}.trip({' '.join(args.reason) or 'tripped from %kite breaker'!r})"
-    return [*pre, call, f'print(f"breaker {{{breaker}.name!r}}: {{{breaker}.state.value}}")']
+        call = f"{breaker}.trip({quote(' '.join(args.reason) or 'tripped from %kite breaker')})"
+    return [*pre, call, f'print("breaker", repr({breaker}.name) + ":", {breaker}.state.value)']
 

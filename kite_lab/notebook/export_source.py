@@ -20,7 +20,7 @@ from typing import Any
 
 from kite_lab.notebook.interpolate import Reference, segments
 
-__all__ = ["LIMIT", "Names", "call_lines", "comment_lines", "indent_code", "literal",
+__all__ = ["LIMIT", "Names", "call_lines", "comment_lines", "indent_code", "literal", "quote",
            "string_pieces"]
 
 LIMIT = 100  # the project's ruff line-length
@@ -30,7 +30,7 @@ class Names:
     """Picks names the notebook never uses, so generated names cannot shadow user ones."""
 
     def __init__(self, taken: Iterable[str] = ()) -> None:
-        self.taken = set(taken) | set(keyword.kwlist) | {"print", "str", "show"}
+        self.taken = set(taken) | set(keyword.kwlist) | {"print", "isinstance"}
         self._temps: dict[str, str] = {}
 
     def fresh(self, base: str) -> str:
@@ -56,6 +56,8 @@ def literal(value: Any) -> str:
         return "{" + ", ".join(f"{literal(k)}: {literal(v)}" for k, v in value.items()) + "}"
     if isinstance(value, list):
         return "[" + ", ".join(literal(v) for v in value) + "]"
+    if isinstance(value, str):
+        return quote(value)
     return repr(value)
 
 
@@ -142,10 +144,12 @@ def _size(line: list[_Piece]) -> int:
 def _render(line: list[_Piece]) -> str:
     exprs = [text for kind, text in line if kind == "ref"]
     body = "".join(text for kind, text in line if kind == "lit")
-    if exprs:
-        quote = "'" if any('"' in e for e in exprs) else '"'
+    if any('"' in e for e in exprs):
+        quote = "'"
+    elif '"' in body and "'" not in body and not any("'" in e for e in exprs):
+        quote = "'"
     else:
-        quote = "'" if '"' in body and "'" not in body else '"'
+        quote = '"'
     parts = []
     for kind, text in line:
         if kind == "ref":
@@ -173,6 +177,11 @@ def _escape(text: str, quote: str) -> str:
         else:
             out.append(ch)
     return "".join(out)
+
+
+def quote(text: str) -> str:
+    """A one-line string literal, double-quoted unless single quotes read better."""
+    return _render([("lit", text)])
 
 
 # -- statements --------------------------------------------------------------------------

@@ -119,9 +119,17 @@ def uvicorn_log_config(level: str = "INFO") -> dict[str, Any]:
     }
 
 
-def configure_logging(level: str = "INFO", *, stream: Any = None) -> None:
-    """Install the JSON handler on the ``kite_lab`` logger (idempotent)."""
+def configure_logging(
+    level: str = "INFO", *, stream: Any = None, if_unconfigured: bool = False
+) -> None:
+    """Install the JSON handler on the ``kite_lab`` logger (idempotent).
+
+    ``if_unconfigured``: do nothing when the application already set up logging (a
+    handler on ``kite_lab`` or on the root logger), e.g. an app embedding the service.
+    """
     logger = logging.getLogger("kite_lab")
+    if if_unconfigured and (logger.handlers or logging.getLogger().handlers):
+        return
     logger.setLevel(level.upper())
     for handler in logger.handlers:
         if isinstance(handler.formatter, JsonFormatter):

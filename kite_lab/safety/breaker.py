@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from kite_lab.core.errors import CircuitBreakerError, ConfigError
 from kite_lab.core.runner import run_sync
-from kite_lab.safety._events import emit
 from kite_lab.safety.breaker_stores import (
     CLOSED,
     HALF_OPEN,
@@ -41,7 +40,7 @@ from kite_lab.safety.breaker_stores import (
     Snapshot,
     Transition,
 )
-from kite_lab.safety.classify import Classification, Outcome, classify
+from kite_lab.safety.classify import Outcome, classify
 from kite_lab.safety.clock import SYSTEM_CLOCK, Clock
 
 if TYPE_CHECKING:
@@ -189,6 +188,11 @@ class CircuitBreaker:
         self.clock = clock or getattr(store, "clock", None) or SYSTEM_CLOCK
         self._config = config if config is not None else CircuitBreakerConfig()
         self._store = store if store is not None else MemoryBreakerStore(self.clock)
+        # a memory store's synchronous core, looked up once (the hot path)
+        self._now: dict[str, Callable[..., Any]] | None = None
+        if self._store.inline:
+            self._now = {op: getattr(self._store, op + "_now")
+                         for op in ("acquire", "record", "force", "snapshot")}
         self.events = events
         self.on_open, self.on_close, self.on_half_open = on_open, on_close, on_half_open
         # last state this process knows of (shared stores); gen orders late answers
@@ -333,22 +337,25 @@ class CircuitBreaker:
             stats.update(snap.extra)
         return stats
 
+    # -- internals: one path for both kinds of store ---------------------------------------
+    # A memory store decides synchronously (``<op>_now``); a shared store's coroutine is
+    # awaited (async callers) or run on kite_lab's loop (sync callers).
+    def _store_sync(self, op: str, *args: Any) -> Any:
+        if self._now is not None:
+            return self._now[op](*args)
+        return run_sync(getattr(self._store, op)(*args))
+
+    async def _store_async(self, op: str, *args: Any) -> Any:
+        if self._now is not None:
+            return self._now[op](*args)
+        return await getattr(self._store, op)(*args)
+
     # -- internals: admission ------------------------------------------------------------
     async def _aadmit(self) -> Admission:
-        store = self._store
-        if store.inline:
-            admission = store.acquire_now(self._config)  # type: ignore[attr-defined]
-        else:
-            admission = await store.acquire(self._config)
-        return self._admitted(admission)
+        return self._admitted(await self._store_async("acquire", self._config))
 
     def _admit_sync(self) -> Admission:
-        store = self._store
-        if store.inline:
-            admission = store.acquire_now(self._config)  # type: ignore[attr-defined]
-        else:
-            admission = run_sync(store.acquire(self._config))
-        return self._admitted(admission)
+        return self._admitted(self._store_sync("acquire", self._config))
 
     def _admitted(self, admission: Admission) -> Admission:
         if not self._store.inline:
@@ -359,41 +366,32 @@ class CircuitBreaker:
         if admission.allowed:
             return admission
         if self.events is not None:
-            emit(self.events, "breaker:rejected", name=self.name, state=admission.state.value,
+            self.events.emit("breaker:rejected", name=self.name, state=admission.state.value,
                              retry_after=admission.retry_after)
         raise CircuitBreakerError(self.name, admission.retry_after)
 
     # -- internals: outcome ----------------------------------------------------------------
-    def _classify(self, exc: BaseException | None) -> tuple[str, Classification]:
+    def _classify(self, exc: BaseException | None) -> tuple[str, str | None]:
+        """("success" | "failure" | "release", error class name); emits failure events."""
         cfg = self._config
         verdict = classify(exc, cfg.record_exceptions, cfg.ignore_exceptions)
         if verdict.outcome is Outcome.SUCCESS:
-            return "success", verdict
+            return "success", None
         if self.events is not None:
             if verdict.auth_error:
-                emit(self.events, "auth:error", provider=verdict.provider or self.name,
+                self.events.emit("auth:error", provider=verdict.provider or self.name,
                                  breaker=self.name)
             if verdict.outcome is Outcome.FAILURE:
-                emit(self.events, "breaker:failure", name=self.name, error=verdict.error)
-        return ("failure" if verdict.outcome is Outcome.FAILURE else "release"), verdict
+                self.events.emit("breaker:failure", name=self.name, error=verdict.error)
+        return ("failure" if verdict.outcome is Outcome.FAILURE else "release"), verdict.error
 
     async def _asettle(self, admission: Admission, exc: BaseException | None) -> None:
-        outcome, verdict = self._classify(exc)
-        store = self._store
-        if store.inline:
-            result = store.record_now(admission, outcome, self._config, verdict.error)  # type: ignore[attr-defined]
-        else:
-            result = await store.record(admission, outcome, self._config, verdict.error)
-        self._recorded(result)
+        outcome, error = self._classify(exc)
+        self._recorded(await self._store_async("record", admission, outcome, self._config, error))
 
     def _settle_sync(self, admission: Admission, exc: BaseException | None) -> None:
-        outcome, verdict = self._classify(exc)
-        store = self._store
-        if store.inline:
-            result = store.record_now(admission, outcome, self._config, verdict.error)  # type: ignore[attr-defined]
-        else:
-            result = run_sync(store.record(admission, outcome, self._config, verdict.error))
-        self._recorded(result)
+        outcome, error = self._classify(exc)
+        self._recorded(self._store_sync("record", admission, outcome, self._config, error))
 
     def _recorded(self, result: RecordResult) -> None:
         if not self._store.inline:
@@ -403,20 +401,10 @@ class CircuitBreaker:
 
     # -- internals: manual transitions and snapshots ---------------------------------------
     async def _aforce(self, state: CircuitState, reason: str) -> None:
-        store = self._store
-        if store.inline:
-            result = store.force_now(state, self._config, reason)  # type: ignore[attr-defined]
-        else:
-            result = await store.force(state, self._config, reason)
-        self._forced(result)
+        self._forced(await self._store_async("force", state, self._config, reason))
 
     def _force_sync(self, state: CircuitState, reason: str) -> None:
-        store = self._store
-        if store.inline:
-            result = store.force_now(state, self._config, reason)  # type: ignore[attr-defined]
-        else:
-            result = run_sync(store.force(state, self._config, reason))
-        self._forced(result)
+        self._forced(self._store_sync("force", state, self._config, reason))
 
     def _forced(self, result: RecordResult) -> None:
         if result.state is OPEN:
@@ -424,17 +412,15 @@ class CircuitBreaker:
         self._recorded(result)
 
     async def _asnapshot(self) -> Snapshot:
-        store = self._store
-        snap = store.snapshot_now() if store.inline else await store.snapshot()  # type: ignore[attr-defined]
-        return self._snapshotted(snap)
+        snap = await self._store_async("snapshot")
+        return snap if self._store.inline else self._snapshotted(snap)
 
     def _snapshot_sync(self) -> Snapshot:
-        store = self._store
-        if store.inline:
-            return store.snapshot_now()  # type: ignore[attr-defined,no-any-return]
+        if self._store.inline:
+            return self._store.snapshot_now()  # type: ignore[attr-defined,no-any-return]
         try:
-            snap = run_sync(store.snapshot())
-        except RuntimeError:  # called on kite_lab's own loop thread: last known state
+            snap = self._store_sync("snapshot")
+        except RuntimeError:  # called on kite_lab's own loop thread: the last known state
             return self._last_snapshot or Snapshot(state=self._known_state)
         return self._snapshotted(snap)
 
@@ -477,8 +463,7 @@ class CircuitBreaker:
 
     def _publish(self, transition: Transition, *, remote: bool) -> None:
         if self.events is not None:
-            emit(
-                self.events,
+            self.events.emit(
                 "breaker:state",
                 name=self.name,
                 old=transition.old.value,

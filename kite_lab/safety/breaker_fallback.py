@@ -24,7 +24,6 @@ import logging
 from typing import TYPE_CHECKING, TypeVar
 
 from kite_lab.core.events import EventBus
-from kite_lab.safety._events import emit
 from kite_lab.safety.breaker_stores import (
     OPEN,
     Admission,
@@ -106,7 +105,7 @@ class FallbackBreakerStore(BreakerStore):
         log.warning("breaker %r: Redis unreachable (%s); using a local breaker", self.name,
                     self.last_error)
         if self.events is not None:
-            emit(self.events, "breaker:fallback", name=self.name, reason=self.last_error,
+            self.events.emit("breaker:fallback", name=self.name, reason=self.last_error,
                              active=True, backend="memory")
 
     def _recover(self) -> None:
@@ -116,7 +115,7 @@ class FallbackBreakerStore(BreakerStore):
         self._domain += 1
         log.warning("breaker %r: Redis reachable again; shared state resumes", self.name)
         if self.events is not None:
-            emit(self.events, "breaker:fallback", name=self.name, reason="redis reachable again",
+            self.events.emit("breaker:fallback", name=self.name, reason="redis reachable again",
                              active=False, backend="redis")
 
     def _remember(self, state: CircuitState, retry_after: float | None,

@@ -51,7 +51,6 @@ from kite_lab.core.errors import (
     StoreUnavailable,
 )
 from kite_lab.core.runner import run_sync
-from kite_lab.safety._events import emit
 from kite_lab.safety.clock import SYSTEM_CLOCK, Clock
 from kite_lab.safety.idempotency_stores import (
     IdempotencyStore,
@@ -444,8 +443,9 @@ class IdempotencyManager:
             await aclose_redis_clients()
 
     def _event(self, outcome: str, operation_id: str, **extra: Any) -> None:
-        emit(self.events, f"idempotency:{outcome}", operation_id=operation_id,
-             outcome=outcome, backend=self.store.backend, **extra)
+        if self.events is not None:
+            self.events.emit(f"idempotency:{outcome}", operation_id=operation_id,
+                             outcome=outcome, backend=self.store.backend, **extra)
 
 
 async def _invoke(func: Callable[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:

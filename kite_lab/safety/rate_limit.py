@@ -99,8 +99,10 @@ class RateLimiter:
         self._memory: Any = None
         self._memory_lock = threading.Lock()
         self._async: PerLoop[Any] | None = None
+        self._pools: PerLoop[Any] | None = None
         if storage_url is not None:
             self._async = PerLoop(self._make_async_limiter)
+            self._pools = PerLoop(self._make_pool)
 
     def __repr__(self) -> str:
         return f"<RateLimiter {self.limit!r} ({self.backend})>"
@@ -120,28 +122,38 @@ class RateLimiter:
                     self._memory = MovingWindowRateLimiter(MemoryStorage())
         return self._memory
 
-    def _make_async_limiter(self) -> Any:
+    def _make_pool(self) -> Any:
         import redis.asyncio
-        from limits.aio.storage import RedisStorage
-        from limits.aio.strategies import MovingWindowRateLimiter
         from redis.asyncio.retry import Retry
         from redis.backoff import NoBackoff
 
         assert self.storage_url is not None
-        url = self.storage_url.removeprefix("async+")
-        # our own pool: bounded (callers queue instead of failing with "Too many
-        # connections") and with the short timeouts of kite_lab's other Redis clients
-        pool = redis.asyncio.BlockingConnectionPool.from_url(
-            url,
+        # bounded (callers queue instead of failing with "Too many connections") and with
+        # the short timeouts of kite_lab's other Redis clients
+        return redis.asyncio.BlockingConnectionPool.from_url(
+            self.storage_url.removeprefix("async+"),
             max_connections=MAX_CONNECTIONS,
             timeout=COMMAND_TIMEOUT * 5,
             socket_connect_timeout=CONNECT_TIMEOUT,
             socket_timeout=COMMAND_TIMEOUT,
             retry=Retry(NoBackoff(), 1),
         )
-        storage = RedisStorage("async+" + url, implementation="redispy",
-                               key_prefix=self.prefix + "ratelimit", connection_pool=pool)
+
+    def _make_async_limiter(self) -> Any:
+        from limits.aio.storage import RedisStorage
+        from limits.aio.strategies import MovingWindowRateLimiter
+
+        assert self.storage_url is not None and self._pools is not None
+        storage = RedisStorage(
+            "async+" + self.storage_url.removeprefix("async+"), implementation="redispy",
+            key_prefix=self.prefix + "ratelimit", connection_pool=self._pools.get(),
+        )
         return MovingWindowRateLimiter(storage)
+
+    async def aclose(self) -> None:
+        """Close this loop's Redis connections (they reopen on next use)."""
+        if self._pools is not None:
+            await self._pools.get().disconnect()
 
     # -- the API -------------------------------------------------------------------------------
     async def hit(self, key: str | None = None, cost: int = 1) -> RateLimitResult:

@@ -194,7 +194,8 @@ def _lifespan(state: ServiceState) -> Any:
     async def lifespan(app: Any) -> AsyncIterator[None]:
         from kite_lab.observability.logging import configure_logging
 
-        configure_logging(state.settings.kite_log_level)
+        # kite-lab serve configured logging already; plain uvicorn leaves kite_lab silent
+        configure_logging(state.settings.kite_log_level, if_unconfigured=True)
         hooked = state.drainer.install()
         _publish_breaker_state(state)
         _log_startup(state, hooked)

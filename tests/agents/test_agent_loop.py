@@ -300,3 +300,24 @@ async def test_bad_run_input_raises_before_anything_starts(ai: Kite) -> None:
     with pytest.raises(KiteError, match="user_input is empty"):
         await agent.run("   ")
     assert agent.call_count == 0
+
+
+async def test_run_sync_inside_a_running_loop_like_jupyter(
+    ai: Kite, fake_llm: FakeLLMServer
+) -> None:
+    fake_llm.enqueue(Reply(text="from a notebook cell"))
+    agent = ai.create_agent("cell")
+    assert agent.run_sync("hi").response == "from a notebook cell"  # this loop is running
+
+
+async def test_verbose_prints_each_step(
+    ai: Kite, fake_llm: FakeLLMServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake_llm.enqueue(
+        Reply(tool_calls=[ToolCallSpec("calculator", {"expression": "2 * 21"})]), Reply(text="42")
+    )
+    await ai.create_agent("loud", tools=["calculator"], verbose=True).run("2 * 21?")
+    out = capsys.readouterr().out
+    assert "[loud] start: 2 * 21?" in out
+    assert "[loud] step 1 (act): calls calculator(expression='2 * 21')" in out
+    assert "[loud]   calculator -> 42" in out and "[loud] done in 2 step(s)" in out

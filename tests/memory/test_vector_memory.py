@@ -116,7 +116,9 @@ def test_bad_input(memory: VectorMemory) -> None:
     with pytest.raises(TypeError, match="JSON-serializable"):
         memory.add_document("x", "text", {"when": object()})
     with pytest.raises(TypeError, match="tuples"):
-        memory.add_documents([42])
+        memory.add_documents([("ok", "kept before the bad item"), 42])
+    assert memory.get("ok") is not None
+    memory.delete_document("ok")
     with pytest.raises(InvalidInput, match="dimensions"):
         memory.search_vector([0.1, 0.2])
     assert memory.count() == 4  # nothing was half-added

@@ -93,3 +93,23 @@ def test_memory_explorer(tmp_path: Any) -> None:
     explorer.search_button.click()
     assert len(explorer.hits) == 1
     assert "kites" in explorer._repr_mimebundle_()["text/markdown"]
+
+
+def test_breaker_inspector_on_a_redis_breaker(fake_llm: Any, redis_url: str,
+                                              redis_prefix: str) -> None:
+    from kite_lab import Kite
+    from kite_lab.frames import breakers_df
+
+    ai = Kite(config={"llm_provider": "openai", "openai_api_key": "sk-fake-redis-0123456",
+                      "openai_base_url": fake_llm.openai_base_url, "redis_url": redis_url,
+                      "kite_redis_prefix": redis_prefix}, env_file=None)
+    try:
+        inspector = BreakerInspector(ai)
+        assert ai.circuit_breaker.backend != "memory"
+        inspector.trip_button.click()
+        assert inspector.state == "open" and inspector.stats["state"] == "open"
+        assert breakers_df(ai)["state"].tolist() == ["open"]
+        inspector.reset_button.click()
+        assert inspector.state == "closed" and ai.circuit_breaker.refresh().value == "closed"
+    finally:
+        ai.close()

@@ -23,6 +23,15 @@ from kite_lab.safety.clock import FakeClock
 WORKERS = Path(__file__).resolve().parent / "safety_workers.py"
 
 
+@pytest.fixture(autouse=True)
+async def _close_this_loops_redis_clients() -> Any:
+    """Each async test has its own loop: close its Redis connections before it ends."""
+    yield
+    from kite_lab.safety.redis_client import aclose_redis_clients
+
+    await aclose_redis_clients()
+
+
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()

@@ -60,6 +60,8 @@ def test_sigkilled_owner_is_reclaimed_only_after_its_lease_by_exactly_one(
         if owner.poll() is None:
             owner.kill()
             owner.wait()
+        owner.stdout.close()
+        owner.stderr.close()
 
     # Within the lease: 100 racing callers in 4 processes, nobody may take it.
     early = workers("idem_reclaim", {**params, "round": "early", "tasks": 25, "advance": 0.0})

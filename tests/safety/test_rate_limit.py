@@ -8,18 +8,24 @@ import time
 import pytest
 
 from kite_lab.core.errors import InvalidInput, RateLimitExceeded
+from kite_lab.core.runner import run_sync
 from kite_lab.safety.rate_limit import RateLimiter
 
 
 @pytest.fixture
 def make_limiter(backend, bus, request):
+    made: list[RateLimiter] = []
+
     def make(limit: str = "5/minute", **kw) -> RateLimiter:
         if backend == "redis":
             kw.setdefault("storage_url", request.getfixturevalue("redis_url"))
             kw.setdefault("prefix", request.getfixturevalue("redis_prefix"))
-        return RateLimiter(limit, events=bus, **kw)
+        made.append(RateLimiter(limit, events=bus, **kw))
+        return made[-1]
 
-    return make
+    yield make
+    for limiter in made:  # the sync API's connections live on kite_lab's loop
+        run_sync(limiter.aclose())
 
 
 async def test_allows_the_limit_then_rejects_with_retry_after(make_limiter, bus):
@@ -70,6 +76,7 @@ async def test_concurrent_hits_never_exceed_the_limit(make_limiter):
 async def test_redis_counts_are_shared_by_replicas(redis_url, redis_prefix):
     a = RateLimiter("3/minute", storage_url=redis_url, prefix=redis_prefix)
     b = RateLimiter("3/minute", storage_url=redis_url, prefix=redis_prefix)
+    _closing.extend([a, b])
     assert (await a.hit("ip")).allowed and (await b.hit("ip")).allowed
     assert (await a.hit("ip")).allowed
     assert not (await b.hit("ip")).allowed
@@ -79,6 +86,16 @@ async def test_redis_counts_are_shared_by_replicas(redis_url, redis_prefix):
     assert keys and all(k.startswith(redis_prefix + "ratelimit:") for k in keys)
     for key in keys:
         assert await redis_client(redis_url).ttl(key) > 0
+
+
+_closing: list[RateLimiter] = []
+
+
+@pytest.fixture(autouse=True)
+async def _close_limiters():
+    yield
+    while _closing:
+        await _closing.pop().aclose()
 
 
 @pytest.mark.parametrize("limit", ["lots", "10/fortnight", "", "0/minute"])

@@ -11,7 +11,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from kite_lab.core.events import EventBus
 from kite_lab.observability.metrics import KiteMetrics, LabelPolicy, breaker_state_value
-from kite_lab.safety._events import emit
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -97,9 +96,8 @@ def test_events_feed_metrics_with_closed_label_sets():
     bus.emit("llm:response", provider="openai", model="gpt-4o-mini", cached=True, latency_s=0.0)
     bus.emit("llm:error", provider="weird-provider", model="x", error="ServerError", latency_s=2)
     bus.emit("llm:error", provider="openai", model="gpt-4o-mini", error="SomethingNew")
-    # ``name`` collides with EventBus.emit's own parameter: the breaker emits like this
-    emit(bus, "breaker:state", name="openai", old="closed", new="open", reason="3 failures")
-    emit(bus, "breaker:failure", name="openai", error="ServerError")
+    bus.emit("breaker:state", name="openai", old="closed", new="open", reason="3 failures")
+    bus.emit("breaker:failure", name="openai", error="ServerError")
     bus.emit("agent:end", agent="helper", success=True, latency_s=0.5)
     bus.emit("agent:end", agent="helper", success=False, latency_s=0.5)
     bus.emit("agent:end", agent="user-supplied-name", success=True)

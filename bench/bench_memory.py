@@ -49,49 +49,65 @@ def _vector(seed: int) -> np.ndarray:
     return v / np.linalg.norm(v)
 
 
+def alternating(
+    ours: Any, baseline: Any, repeat: int
+) -> tuple[list[float], list[float], list[float]]:
+    """Like paired_ratios with one call each, but which runs first alternates per repetition."""
+    ratios, ours_s, base_s = [], [], []
+    for rep in range(repeat):
+        for which in (1, 0) if rep % 2 else (0, 1):
+            t = time.perf_counter()
+            (ours if which else baseline)()
+            (ours_s if which else base_s).append(time.perf_counter() - t)
+        ratios.append(ours_s[-1] / base_s[-1])
+    return ratios, ours_s, base_s
+
+
 # -- vector search ---------------------------------------------------------------------
 
 
 def vector_search(n: int, queries: int, repeat: int, home: Path) -> Figure:
+    """Per query, alternating which goes first; the baseline searches the very same index
+    object with raw FAISS, so the ratio is kite_lab's overhead and nothing else."""
     import faiss
 
     from kite_lab.memory.vector import VectorMemory
 
-    texts = [f"chunk {i}" for i in range(n)]
     started = time.perf_counter()
     vm = VectorMemory(home / "vector", RandomEmbeddings())
-    vm.add_documents((f"d{i}", t) for i, t in enumerate(texts))
+    vm.add_documents((f"d{i}", f"chunk {i}") for i in range(n))
     fill_s = time.perf_counter() - started
-    raw = faiss.IndexIDMap2(faiss.IndexFlatIP(DIM))
-    raw.add_with_ids(
-        np.stack([_vector(zlib.crc32(t.encode())) for t in texts]), np.arange(n, dtype=np.int64)
-    )
+    vm.search_vector(_vector(1), top_k=5)  # loads, warms
+    raw = vm._index.index  # type: ignore[union-attr]  # the IndexIDMap2 itself
     rng = np.random.default_rng(7)
     qs = rng.standard_normal((queries, DIM)).astype(np.float32)
     qs /= np.linalg.norm(qs, axis=1, keepdims=True)
     faiss.omp_set_num_threads(1)  # the baseline gets the same single-thread setting
-    turn = {"ours": 0, "raw": 0}
-
-    def ours() -> None:
-        turn["ours"] = (turn["ours"] + 1) % queries
-        vm.search_vector(qs[turn["ours"]], top_k=5)
-
-    def baseline() -> None:
-        turn["raw"] = (turn["raw"] + 1) % queries
-        raw.search(qs[turn["raw"] : turn["raw"] + 1], 5)
-
-    ours(), baseline()
-    ratios, ours_s, base_s = paired_ratios(ours, baseline, number=queries, repeat=repeat)
+    ratios, ours_ms, raw_ms = [], [], []
+    for _ in range(repeat):
+        ours_t, raw_t = [], []
+        for i, q in enumerate(qs):
+            for which in (0, 1) if i % 2 else (1, 0):
+                t = time.perf_counter()
+                if which:
+                    vm.search_vector(q, top_k=5)
+                else:
+                    raw.search(q[None, :], 5)
+                (ours_t if which else raw_t).append(time.perf_counter() - t)
+        ours_ms.append(statistics.median(ours_t) * 1000)
+        raw_ms.append(statistics.median(raw_t) * 1000)
+        ratios.append(ours_ms[-1] / raw_ms[-1])
     vm.close()
     return summarize(
         f"vector_memory.search_vector / raw faiss search, {n} x {DIM}, top 5",
         ratios,
         "x",
         goal="<= 1.10x",
-        baseline="faiss IndexIDMap2(IndexFlatIP), 1 OpenMP thread, same vectors and queries",
+        baseline="index.search on the same IndexIDMap2(IndexFlatIP), 1 OpenMP thread, "
+        "same queries, alternating per query",
         extra={
-            "ours_ms": statistics.median(ours_s) * 1000,
-            "raw_ms": statistics.median(base_s) * 1000,
+            "ours_ms": statistics.median(ours_ms),
+            "raw_ms": statistics.median(raw_ms),
             "fill_s": round(fill_s, 2),
         },
     )
@@ -115,10 +131,9 @@ def embedding_throughput(n: int, repeat: int, home: Path) -> Figure:
     words = "memory agents vector search notebook kite provider cache session tool".split()
     texts = [" ".join(words[(i + j) % len(words)] for j in range(8 + i % 24)) for i in range(n)]
     provider.embed_batch(texts[:64]), list(engine.embed(texts[:64], batch_size=64))  # warm up
-    ratios, ours_s, base_s = paired_ratios(
+    ratios, ours_s, base_s = alternating(
         lambda: provider.embed_batch(texts),
         lambda: [v.tolist() for v in engine.embed(texts, batch_size=64)],
-        number=1,
         repeat=repeat,
     )
     return summarize(

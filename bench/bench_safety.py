@@ -170,10 +170,10 @@ async def cache_hit_vs_miss(server: Any, number: int, repeat: int, redis: bool) 
         await cache.aget_or_set(warm, call_provider, ttl=600)
         counter = iter(range(10**9))
 
-        async def miss() -> None:
+        async def miss(cache: Any = cache, counter: Any = counter) -> None:
             await cache.aget_or_set(f"miss:{next(counter)}", call_provider, ttl=600)
 
-        async def hit() -> None:
+        async def hit(cache: Any = cache, warm: str = warm) -> None:
             await cache.aget_or_set(warm, call_provider, ttl=600)
 
         ratios = []

@@ -87,8 +87,20 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+class Server(str):
+    """A server's base URL that also knows its pid (for CPU accounting)."""
+
+    pid: int
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the server process has used so far."""
+        with open(f"/proc/{self.pid}/stat", encoding="ascii") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextmanager
-def server(kind: str, upstream: str, env_extra: dict[str, str] | None = None) -> Iterator[str]:
+def server(kind: str, upstream: str, env_extra: dict[str, str] | None = None) -> Iterator[Server]:
     """``ours`` (kite-lab serve) or ``bare`` (the passthrough); yields its base URL."""
     import httpx
 
@@ -125,7 +137,8 @@ def server(kind: str, upstream: str, env_extra: dict[str, str] | None = None) ->
     proc = subprocess.Popen(
         cmd, env=env, cwd=home, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    url = f"http://127.0.0.1:{port}"
+    url = Server(f"http://127.0.0.1:{port}")
+    url.pid = proc.pid
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -211,7 +224,7 @@ def _wrk(
         elif line.strip().startswith("Non-2xx"):
             result["non2xx"] = float(parts[-1])
         elif "requests in" in line:
-            result["requests"] = float(parts[0])
+            result["requests"] = result["sent"] = float(parts[0])
     return result
 
 
@@ -233,7 +246,8 @@ async def _httpx_load(
     counter = 0
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
     async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
-        for _ in range(min(50, connections * 2)):  # warm up
+        warm = min(50, connections * 2)
+        for _ in range(warm):  # warm up
             await client.post("/complete", json=body, headers=headers)
         stop = time.perf_counter() + seconds
 
@@ -257,6 +271,7 @@ async def _httpx_load(
         "p99": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
         "non2xx": float(errors),
         "requests": float(len(latencies)),
+        "sent": float(len(latencies) + warm),
     }
 
 
@@ -269,7 +284,12 @@ def load(
     auth: bool = False,
     idempotency: bool = False,
 ) -> dict[str, float]:
-    """Drive ``POST /complete`` from another process; rps, p50/p99 (ms), non-2xx count."""
+    """Drive ``POST /complete`` from another process; rps, p50/p99 (ms), non-2xx count.
+
+    For a ``Server``, also ``cpu_us``: the server process's CPU time per request, which
+    unlike throughput does not depend on what else the machine is doing.
+    """
+    cpu_before = url.cpu_seconds() if isinstance(url, Server) else None
     if shutil.which("wrk"):
         result = _wrk(url, body, connections, seconds, auth, idempotency)
     else:
@@ -293,23 +313,30 @@ def load(
         result = json.loads(out.strip().splitlines()[-1])
     if result.get("non2xx"):
         raise RuntimeError(f"{result['non2xx']:.0f} non-2xx answers from {url}")
+    if cpu_before is not None and result.get("sent"):
+        result["cpu_us"] = (url.cpu_seconds() - cpu_before) / result["sent"] * 1e6
     return result
 
 
 # -- the figures -------------------------------------------------------------------------
 def throughput(upstream: str, seconds: float, repeat: int, connections: int) -> list[Figure]:
-    ratios, ours_rps, bare_rps, cached_rps, cache_speedup = [], [], [], [], []
+    ratios, cpu_ratios, cached_rps, cache_speedup = [], [], [], []
+    ours_rps, bare_rps, ours_cpu, bare_cpu = [], [], [], []
     with server("ours", upstream) as ours, server("bare", upstream) as bare:
         for _ in range(repeat):
-            b = load(bare, BODY, connections=connections, seconds=seconds)["rps"]
-            o = load(ours, BODY, connections=connections, seconds=seconds)["rps"]
-            c = load(ours, CACHED_BODY, connections=connections, seconds=seconds)["rps"]
-            ratios.append(o / b)
-            ours_rps.append(o)
-            bare_rps.append(b)
-            cached_rps.append(c)
-            cache_speedup.append(c / o)
+            b = load(bare, BODY, connections=connections, seconds=seconds)
+            o = load(ours, BODY, connections=connections, seconds=seconds)
+            c = load(ours, CACHED_BODY, connections=connections, seconds=seconds)
+            ratios.append(o["rps"] / b["rps"])
+            cpu_ratios.append(b["cpu_us"] / o["cpu_us"])
+            ours_rps.append(o["rps"])
+            bare_rps.append(b["rps"])
+            ours_cpu.append(o["cpu_us"])
+            bare_cpu.append(b["cpu_us"])
+            cached_rps.append(c["rps"])
+            cache_speedup.append(c["rps"] / o["rps"])
     tool = "wrk" if shutil.which("wrk") else "httpx"
+    med = statistics.median
     return [
         summarize(
             "/complete throughput, kite-lab serve / bare FastAPI passthrough",
@@ -317,16 +344,27 @@ def throughput(upstream: str, seconds: float, repeat: int, connections: int) -> 
             "x",
             goal=">= 0.9x",
             baseline=f"bare FastAPI + openai SDK, same fake upstream: "
-            f"{statistics.median(bare_rps):.0f} req/s (ours {statistics.median(ours_rps):.0f})",
-            note=f"1 worker each, {connections} connections, {tool}, {seconds:.0f} s runs",
+            f"{med(bare_rps):.0f} req/s (ours {med(ours_rps):.0f})",
+            note=f"1 worker each, {connections} connections, {tool}, {seconds:.0f} s runs; "
+            "server, fake provider and load generator share the machine's cores",
+        ),
+        summarize(
+            "/complete server CPU per request, bare passthrough / kite-lab serve",
+            cpu_ratios,
+            "x",
+            goal=">= 0.9x",
+            baseline=f"bare passthrough {med(bare_cpu):.0f} us CPU/request "
+            f"(ours {med(ours_cpu):.0f} us)",
+            note="the throughput ratio a CPU-bound worker would reach; insensitive to "
+            "other load on the machine",
         ),
         summarize(
             "/complete from the response cache, one worker",
             cached_rps,
             "req/s",
             baseline=f"same worker calling the fake provider: "
-            f"{statistics.median(ours_rps):.0f} req/s "
-            f"(cache speedup {statistics.median(cache_speedup):.2f}x)",
+            f"{med(ours_rps):.0f} req/s "
+            f"(cache speedup {med(cache_speedup):.2f}x)",
             note=f"temperature 0, memory cache, {connections} connections, {tool}",
         ),
     ]

@@ -103,7 +103,10 @@ class Kite:
         elif component == "breakers":
             self._breakers.clear()
         else:
-            self._components.pop(component, None)
+            dropped = self._components.pop(component, None)
+            close = getattr(dropped, "close", None)
+            if callable(close) and component in ("vector_memory", "session_memory"):
+                close()  # release file locks and pooled connections of the old store
 
     def _component(self, name: str, build: Callable[[], Any]) -> Any:
         component = self._components.get(name)

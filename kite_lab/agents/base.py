@@ -21,7 +21,7 @@ import logging
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Container, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Container, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from kite_lab.core.errors import AgentLimitReached, InvalidInput, KiteError, redact
@@ -132,7 +132,8 @@ class Agent:
             session_id=session,
             input=state.preview(user_input),
         )
-        self._say(f"start: {state.preview(user_input, 80)}")
+        if self.verbose:
+            self._say(f"start: {state.preview(user_input, 80)}")
         try:
             state.switch = self.kite.kill_switch
             messages = await self._prepare(state, user_input, context, session)
@@ -277,12 +278,11 @@ class Agent:
         else:
             self.failure_count += 1
             self._last_error = result.error
-        self._totals.update(
-            iterations=result.iterations,
-            prompt_tokens=result.prompt_tokens,
-            completion_tokens=result.completion_tokens,
-            latency_us=int(result.latency_s * 1e6),
-        )
+        totals = self._totals
+        totals["iterations"] += result.iterations
+        totals["prompt_tokens"] += result.prompt_tokens
+        totals["completion_tokens"] += result.completion_tokens
+        totals["latency_us"] += int(result.latency_s * 1e6)
         self._cost_usd += result.cost_usd or 0.0
         state.emit(
             "agent:end",
@@ -297,6 +297,8 @@ class Agent:
             error=result.error,
             response=state.preview(result.response),
         )
+        if not self.verbose:
+            return
         if result.success:
             self._say(
                 f"done in {result.iterations} step(s), {result.latency_s:.2f} s: "
@@ -341,8 +343,8 @@ class RunState:
         self.result.steps.append(entry)
         return entry
 
-    @property
-    def secrets(self) -> list[str]:
+    def secret_values(self) -> list[str]:
+        """The Kite's secrets, looked up once per run and only when an error needs them."""
         if self._secrets is None:
             self._secrets = self.kite.settings.secret_values()
         return self._secrets
@@ -384,14 +386,17 @@ class RunState:
             self.check_limits()  # raises with the kill switch's own wording
         return max(remaining, 0.0)
 
-    async def _bounded(self, awaitable: Any) -> Any:
-        """Await within the kill switch's max_seconds for the whole run."""
+    async def _bounded(self, make: Callable[[], Awaitable[Any]]) -> Any:
+        """Await ``make()`` within the kill switch's max_seconds for the whole run.
+
+        A factory, not an awaitable: nothing is started when the time is already up.
+        """
         remaining = self._remaining()
         if remaining is None:
-            return await awaitable
+            return await make()
         try:
             async with asyncio.timeout(remaining):
-                return await awaitable
+                return await make()
         except TimeoutError:
             raise AgentLimitReached(
                 f"kill switch limit: max_seconds ({self.limits.max_seconds:g} s) reached "
@@ -408,11 +413,15 @@ class RunState:
         iteration = self.result.iterations
         self.emit("agent:step", iteration=iteration, kind=kind)
         specs = self.agent.guard.specs if tools else None
-        completion: Completion = await self._bounded(
-            self.kite.agenerate(
-                messages=list(messages), model=self.agent.model, tools=specs, cache=False
+        try:
+            completion: Completion = await self._bounded(
+                lambda: self.kite.agenerate(
+                    messages=list(messages), model=self.agent.model, tools=specs, cache=False
+                )
             )
-        )
+        except Exception as exc:  # the attempt is a step too: the log shows where it stopped
+            self.step(kind, iteration=iteration, error=f"{type(exc).__name__}: {exc}", **step)
+            raise
         self._account(completion)
         self.step(
             kind,
@@ -426,12 +435,12 @@ class RunState:
             finish_reason=completion.finish_reason,
             **step,
         )
-        if completion.tool_calls:
+        if self.agent.verbose and completion.tool_calls:
             names = ", ".join(
                 f"{c.name}({describe_arguments(c.arguments)})" for c in completion.tool_calls
             )
             self.agent._say(f"step {iteration} ({kind}): calls {names}")
-        else:
+        elif self.agent.verbose:
             self.agent._say(f"step {iteration} ({kind}): {self.preview(completion.text, 80)}")
         return completion
 
@@ -452,10 +461,12 @@ class RunState:
         for call in calls:
             self.emit("tool:call", tool=call.name, call_id=call.id, arguments=call.arguments)
         guard = self.agent.guard
-        if len(calls) == 1:  # no task for a lone call: on a busy loop each hop costs a cycle
-            batch: Any = _one(guard.execute(calls[0], self.secrets))
-        else:
-            batch = asyncio.gather(*(guard.execute(call, self.secrets) for call in calls))
+
+        def batch() -> Awaitable[list[GuardOutcome]]:
+            if len(calls) == 1:  # no task for a lone call: on a busy loop each hop costs a cycle
+                return _one(guard.execute(calls[0], self.secret_values))
+            return asyncio.gather(*(guard.execute(call, self.secret_values) for call in calls))
+
         outcomes: list[GuardOutcome] = await self._bounded(batch)
         for outcome in outcomes:
             record = outcome.record
@@ -470,10 +481,13 @@ class RunState:
                 error=record.error,
                 latency_s=record.latency_s,
             )
-            status = "ok" if record.ok else f"{outcome.kind}: {record.error}"
-            self.agent._say(
-                f"  {record.name} -> {self.preview(outcome.content, 80) if record.ok else status}"
-            )
+            if self.agent.verbose:
+                shown = (
+                    self.preview(outcome.content, 80)
+                    if record.ok
+                    else f"{outcome.kind}: {record.error}"
+                )
+                self.agent._say(f"  {record.name} -> {shown}")
         if self.result.steps:
             self.result.steps[-1]["tool_results"] = [
                 {"name": o.record.name, "ok": o.record.ok, "outcome": o.kind} for o in outcomes
@@ -498,7 +512,7 @@ class RunState:
 
     def fail_with(self, kind: str, message: str) -> None:
         self.result.success = False
-        self.result.error = f"{kind}: {redact(message, self.secrets)}"
+        self.result.error = f"{kind}: {redact(message, self.secret_values())}"
 
 
 def _with_id(call: ToolCall) -> ToolCall:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Container, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,8 +58,13 @@ class ToolGuard:
     def allowed(self, name: str) -> bool:
         return name in self.tools
 
-    async def execute(self, call: ToolCall, secrets: Iterable[str] = ()) -> GuardOutcome:
-        """Run ``call`` if it passes every check; never raises (except cancellation)."""
+    async def execute(
+        self, call: ToolCall, secrets: Callable[[], Iterable[str]] = tuple
+    ) -> GuardOutcome:
+        """Run ``call`` if it passes every check; never raises (except cancellation).
+
+        ``secrets()`` lists values to scrub from a failing tool's message (called only then).
+        """
         started = time.perf_counter()
         tool = self.tools.get(call.name)
         if tool is None:
@@ -102,7 +107,7 @@ class ToolGuard:
                 started,
             )
         except Exception as exc:  # the tool's own failure is information for the model
-            detail = redact(str(exc), secrets) or "no message"
+            detail = redact(str(exc), secrets()) or "no message"
             return self._fail(
                 call,
                 "tool_error",

@@ -128,7 +128,8 @@ class PlanExecuteAgent(Agent):
         steps = steps[: self.max_plan_steps]
         state.result.steps[-1]["plan"] = list(steps)  # a copy: the caller pops its own list
         state.emit("agent:plan", steps=list(steps), replan=replan)
-        state.agent._say(f"{kind}: " + " | ".join(steps))
+        if self.verbose:
+            self._say(f"{kind}: " + " | ".join(steps))
         return steps
 
     # -- execution --------------------------------------------------------------------

@@ -17,6 +17,9 @@ Known events and their main fields:
     tool:call / tool:result                        agent, run_id, tool, arguments / result, ok
     auth:error     provider
     ratelimit:rejected  limit, key
+    memory:add / memory:search / memory:delete / memory:rebuild   ids, counts, latency
+    session:append / session:clear / session:delete               session_id, role, tokens
+    (memory and session events carry ids and lengths, never the text itself)
 
 Subscribers may be sync or async callables. A failing subscriber is logged and skipped;
 it never breaks the call that emitted the event.

@@ -457,7 +457,7 @@ class Compiler:
         out = _apply(code, edits)
         if show_last and last is not None and not walker.last_was_magic:
             out = self._display_last(out)
-        elif display and is_quiet(code) and not walker.last_was_magic:
+        elif is_quiet(code) and not walker.last_was_magic:
             out = _quiet_last(out)
         self._after_cell(tree, cell_bound)
         return out.rstrip("\n").split("\n") if out.strip() else []

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from kite_lab.core.errors import KiteError
@@ -131,7 +132,8 @@ def build_router(
         completion = await kite.agenerate(messages=messages, **params)
         if body.session_id:
             await remember(body.session_id, new_turns, completion.text)
-        return _completion_body(completion, body.session_id, request_id)
+        # the dict already has the response model's shape: skip FastAPI's re-validation
+        return JSONResponse(_completion_body(completion, body.session_id, request_id))
 
     async def _stream(
         request_id: str | None,
@@ -244,7 +246,7 @@ def build_router(
                 if error.type == "circuit_open":
                     error.headers.update(await _breaker_retry_after(agent))
                 body_out = error.body(request_id)
-                body_out["result"] = data
+                body_out["result"] = jsonable_encoder(data)
                 return JSONResponse(
                     status_code=error.status, content=body_out, headers=error.headers
                 )

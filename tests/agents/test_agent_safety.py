@@ -25,6 +25,7 @@ async def test_a_breaker_that_opens_mid_run_ends_the_run(
     first = await agent.run("add")
     assert not first.success and first.error.startswith("ServerError")
     assert first.iterations == 2 and first.tool_calls[0].ok
+    assert first.steps[-1]["error"].startswith("ServerError") and first.steps[-1]["iteration"] == 2
 
     # the failure opened the breaker: the next run stops at once, without a request
     second = await agent.run("add again")

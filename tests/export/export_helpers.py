@@ -119,6 +119,18 @@ def normalize(value: Any) -> Any:
     return json.loads(re.sub(r"call_[0-9a-f]{8,}", "call_ID", text))
 
 
+def ruff_codes(path: Path) -> dict[str, int]:
+    """How many findings of each rule ruff reports for ``path`` (a .py or a .ipynb)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "--no-cache", "--config", str(PYPROJECT),
+         "--output-format", "json", str(path)], capture_output=True, text=True, timeout=60)
+    counts: dict[str, int] = {}
+    for finding in json.loads(proc.stdout or "[]"):
+        code = finding.get("code") or "syntax"
+        counts[code] = counts.get(code, 0) + 1
+    return counts
+
+
 def ruff_problems(path: Path) -> str:
     """ruff's findings for ``path`` under the project's configuration ('' when clean)."""
     proc = subprocess.run(

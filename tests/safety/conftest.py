@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,36 @@ async def _close_this_loops_redis_clients() -> Any:
     from kite_lab.safety.redis_client import aclose_redis_clients
 
     await aclose_redis_clients()
+
+
+def drop_keys(url: str, prefix: str) -> None:
+    """Delete every key under ``prefix`` (SCAN + UNLINK): tests leave nothing behind."""
+    import redis
+
+    from kite_lab.memory.cache_stores import glob_escape
+
+    client = redis.Redis.from_url(url)
+    try:
+        keys = list(client.scan_iter(match=glob_escape(prefix) + "*", count=1000))
+        for start in range(0, len(keys), 1000):
+            client.unlink(*keys[start:start + 1000])
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def redis_prefix(redis_prefix: str, redis_url: str) -> Iterator[str]:
+    """The shared conftest's unique prefix, and every key under it dropped afterwards."""
+    yield redis_prefix
+    drop_keys(redis_url, redis_prefix)
+
+
+@pytest.fixture
+def shared_prefix(redis_url: str) -> Iterator[str]:
+    """A key prefix for worker processes, removed with all its keys afterwards."""
+    prefix = f"kitetest:{uuid.uuid4().hex[:12]}:"
+    yield prefix
+    drop_keys(redis_url, prefix)
 
 
 @pytest.fixture

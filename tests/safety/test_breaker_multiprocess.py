@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import uuid
 
 import pytest
 
@@ -39,9 +38,9 @@ def _hold_probes_until_all_decided(fake_llm, redis_url: str, prefix: str, everyo
 @pytest.mark.slow
 @pytest.mark.parametrize("max_calls, trials", [(1, 200), (3, 40)])
 def test_half_open_admits_exactly_max_calls_across_processes(
-    fake_llm, redis_url, workers, max_calls, trials
+    fake_llm, redis_url, workers, shared_prefix, max_calls, trials
 ):
-    prefix = f"kitetest:ho:{uuid.uuid4().hex[:10]}:"
+    prefix = shared_prefix
     _hold_probes_until_all_decided(fake_llm, redis_url, prefix, PROCESSES * TASKS)
     name, timeout = "provider", 60.0
     opener = CircuitBreaker(name, CircuitBreakerConfig(timeout_seconds=timeout),
@@ -66,8 +65,10 @@ def test_half_open_admits_exactly_max_calls_across_processes(
 
 
 @pytest.mark.slow
-def test_trips_after_exactly_failure_threshold_failures_across_processes(redis_url, workers):
-    prefix = f"kitetest:trip:{uuid.uuid4().hex[:10]}:"
+def test_trips_after_exactly_failure_threshold_failures_across_processes(
+    redis_url, workers, shared_prefix
+):
+    prefix = shared_prefix
     threshold, tasks = 37, 25
     results = workers("trip", {
         "url": redis_url, "prefix": prefix, "name": "provider",

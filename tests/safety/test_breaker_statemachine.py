@@ -143,8 +143,8 @@ class BreakerMachine(RuleBasedStateMachine):
             timeout_seconds=TIMEOUT, half_open_max_calls=max_calls, max_half_open_seconds=LEASE,
         )
         if self.backend == "redis":
-            store = RedisBreakerStore(self.redis_url, f"kitetest:sm:{uuid.uuid4().hex[:10]}:",
-                                      "sm", self.clock)
+            self.prefix = f"kitetest:sm:{uuid.uuid4().hex[:10]}:"
+            store = RedisBreakerStore(self.redis_url, self.prefix, "sm", self.clock)
         else:
             store = MemoryBreakerStore(self.clock)
         self.breaker = CircuitBreaker("sm", cfg, store=store, clock=self.clock)
@@ -203,6 +203,13 @@ class BreakerMachine(RuleBasedStateMachine):
         assert stats["half_open_permits_in_use"] == live
 
     def teardown(self) -> None:
+        if self.backend == "redis" and self.breaker is not None:
+            from kite_lab.safety.redis_client import redis_client
+
+            async def drop(keys: tuple[str, ...]) -> None:
+                await redis_client(self.redis_url).delete(*keys)
+
+            self.run(drop(self.breaker.store.keys))
         self.run(aclose_redis_clients())
         self.loop.close()
 

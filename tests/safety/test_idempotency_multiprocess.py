@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -21,8 +20,10 @@ WORKERS = Path(__file__).resolve().parent / "safety_workers.py"
 
 
 @pytest.mark.slow
-def test_200_concurrent_duplicates_across_4_processes_run_func_once(redis_url, workers):
-    prefix = f"kitetest:dupes:{uuid.uuid4().hex[:10]}:"
+def test_200_concurrent_duplicates_across_4_processes_run_func_once(
+    redis_url, workers, shared_prefix
+):
+    prefix = shared_prefix
     results = workers("idem_dupes", {
         "url": redis_url, "prefix": prefix, "operation_id": "order_77", "tasks": 50,
         "work_seconds": 0.3,
@@ -37,9 +38,9 @@ def test_200_concurrent_duplicates_across_4_processes_run_func_once(redis_url, w
 
 @pytest.mark.slow
 def test_sigkilled_owner_is_reclaimed_only_after_its_lease_by_exactly_one(
-    redis_url, workers, tmp_path
+    redis_url, workers, shared_prefix, tmp_path
 ):
-    prefix = f"kitetest:kill:{uuid.uuid4().hex[:10]}:"
+    prefix = shared_prefix
     lease_ttl, operation = 30.0, "order_sigkill"
     params = {"url": redis_url, "prefix": prefix, "operation_id": operation,
               "lease_ttl": lease_ttl}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -256,8 +255,8 @@ async def test_clear_removes_only_its_own_namespace(redis_url, redis_prefix):
 
 
 @pytest.mark.slow
-def test_cold_key_from_4_processes_is_computed_once(redis_url, workers):
-    prefix = f"kitetest:cache:{uuid.uuid4().hex[:10]}:"
+def test_cold_key_from_4_processes_is_computed_once(redis_url, workers, shared_prefix):
+    prefix = shared_prefix
     results = workers("cache_cold", {"url": redis_url, "prefix": prefix, "tasks": 25})
     values = [v for r in results for v in r["values"]]
     assert len(values) == 100 and all(v == values[0] for v in values)

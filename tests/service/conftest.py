@@ -75,7 +75,7 @@ class ServiceProcess:
             args, env=env, cwd=cwd, stdout=self._log, stderr=subprocess.STDOUT
         )
 
-    def wait_ready(self, timeout: float = 30.0) -> ServiceProcess:
+    def wait_ready(self, timeout: float = 60.0) -> ServiceProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import enum
+import shutil
+import time
 
 import httpx
 import pytest
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from kite_lab.core.events import EventBus
@@ -161,32 +164,51 @@ def test_events_feed_metrics_with_closed_label_sets():
     assert not {"my-finetune-123", "weird-provider", "SomethingNew", "user-supplied-name"} & labels
 
 
-def test_multiple_workers_share_metrics(service_env, start_service, tmp_path):
+def worker_pids(metrics_dir) -> list[int]:
+    return sorted({int(p.stem.rsplit("_", 1)[1]) for p in metrics_dir.glob("*.db")})
+
+
+def _served_by(metrics_dir, pid: int) -> float:
+    """/complete requests counted in one worker's own metric file."""
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    if not (metrics_dir / f"counter_{pid}.db").exists():
+        return 0.0
+    alone = metrics_dir.parent / f"only-{pid}"
+    alone.mkdir(exist_ok=True)
+    shutil.copy(metrics_dir / f"counter_{pid}.db", alone / f"counter_{pid}.db")
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=str(alone))
+    text = generate_latest(registry).decode()
+    return value(text, "kite_http_requests_total", method="POST", route="/complete", status="200")
+
+
+async def test_multiple_workers_share_metrics(service_env, start_service, tmp_path, fake_llm):
     metrics_dir = tmp_path / "metrics"
     metrics_dir.mkdir()
     (metrics_dir / "counter_999999.db").write_bytes(b"left over by an earlier run")
     service_env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     service = start_service(service_env, workers=2)
     assert not (metrics_dir / "counter_999999.db").exists()  # wiped at start
-    n = 30
-    with httpx.Client(base_url=service.url, timeout=10) as client:
-        for i in range(n):  # a new connection each time: the kernel spreads them
-            with httpx.Client(base_url=service.url, timeout=10) as one:
-                assert one.post("/complete", json={"prompt": f"p{i}"}).status_code == 200
-        pids = {
-            int(name.rsplit("_", 1)[1].split(".")[0])
-            for name in (p.name for p in metrics_dir.glob("counter_*.db"))
-        }
-        text = client.get("/metrics").text
-    assert len(pids) == 2, "both workers served requests"
-    assert (
-        value(text, "kite_http_requests_total", method="POST", route="/complete", status="200") == n
-    )
-    assert (
-        value(
-            text, "kite_llm_calls_total", provider="openai", model="gpt-4o-mini", outcome="success"
-        )
-        == n
-    )
+    deadline = time.monotonic() + 60
+    while len(pids := worker_pids(metrics_dir)) < 2:  # each worker's gauges exist from its start
+        assert time.monotonic() < deadline, "the second worker did not start"
+        await asyncio.sleep(0.1)
+    fake_llm.latency = 0.05
+    sent = 0
+    while sent < 300:  # concurrent new connections until both workers have served some
+        async with httpx.AsyncClient(base_url=service.url, timeout=20) as client:
+            batch = [client.post("/complete", json={"prompt": f"p{sent + i}"}) for i in range(20)]
+            assert {r.status_code for r in await asyncio.gather(*batch)} == {200}
+        sent += 20
+        if all(_served_by(metrics_dir, pid) > 0 for pid in pids):
+            break
+    per_worker = [_served_by(metrics_dir, pid) for pid in pids]
+    assert all(n > 0 for n in per_worker), per_worker
+    text = httpx.get(service.url + "/metrics", timeout=10).text
+    complete = {"method": "POST", "route": "/complete", "status": "200"}
+    assert value(text, "kite_http_requests_total", **complete) == sent == sum(per_worker)
+    llm = {"provider": "openai", "model": "gpt-4o-mini", "outcome": "success"}
+    assert value(text, "kite_llm_calls_total", **llm) == sent
     assert value(text, "kite_process_resident_memory_bytes") > 2 * 20_000_000
     assert service.stop() == 0

@@ -116,24 +116,26 @@ def test_prometheus_scrapes_the_service_and_the_dashboard_queries_return_data(
     )
     api = f"http://127.0.0.1:{port}/api/v1"
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 45
 
-        def scraped_samples() -> int:
+        def scrapes() -> int:
+            """Successful scrapes of the service so far."""
+            query = 'sum_over_time(up{job="kite"}[5m])'
             try:
-                r = httpx.get(
-                    f"{api}/query", params={"query": 'count(up{job="kite"} == 1)'}, timeout=2
-                )
+                r = httpx.get(f"{api}/query", params={"query": query}, timeout=2)
                 result = r.json()["data"]["result"]
                 return int(float(result[0]["value"][1])) if result else 0
             except (httpx.TransportError, KeyError, ValueError):
                 return 0
 
-        while scraped_samples() < 1:
-            assert time.monotonic() < deadline, (tmp_path / "prometheus.log").read_text()
-            time.sleep(0.2)
-        time.sleep(2.5)  # two more scrapes, then more traffic so rates are not zero
-        traffic(client, fake_llm)
-        time.sleep(2.5)
+        def wait_for_scrapes(count: int) -> None:
+            while scrapes() < count:
+                assert time.monotonic() < deadline, (tmp_path / "prometheus.log").read_text()
+                time.sleep(0.2)
+
+        wait_for_scrapes(2)
+        traffic(client, fake_llm)  # more traffic between scrapes: rates are not zero
+        wait_for_scrapes(scrapes() + 2)
 
         empty = []
         for expr in dashboard_expressions():

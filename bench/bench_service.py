@@ -131,8 +131,7 @@ def server(kind: str, upstream: str, env_extra: dict[str, str] | None = None) ->
             str(BENCH_DIR),
             "--port",
             str(port),
-            "--log-level",
-            "warning",
+            # uvicorn's defaults, access log included: one log line per request, like ours
         ]
     proc = subprocess.Popen(
         cmd, env=env, cwd=home, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL

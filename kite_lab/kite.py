@@ -349,10 +349,17 @@ class Kite:
         return self._tools
 
     def create_tool(
-        self, name: str, func: Callable[..., Any], description: str | None = None
+        self,
+        name: str,
+        func: Callable[..., Any],
+        description: str | None = None,
+        **options: Any,
     ) -> Any:
-        """A tool whose JSON schema comes from ``func``'s type hints and docstring."""
-        return self.tools.create(name, func, description)
+        """A tool whose JSON schema comes from ``func``'s type hints and docstring.
+
+        Options: ``run_in_thread`` (sync functions), ``timeout`` (seconds).
+        """
+        return self.tools.create(name, func, description, **options)
 
     def tool(
         self,
@@ -360,11 +367,12 @@ class Kite:
         *,
         name: str | None = None,
         description: str | None = None,
+        **options: Any,
     ) -> Any:
         """Decorator form of ``create_tool``: ``@ai.tool`` or ``@ai.tool(name=...)``."""
 
         def register(f: Callable[..., Any]) -> Any:
-            return self.create_tool(name or f.__name__, f, description)
+            return self.create_tool(name or f.__name__, f, description, **options)
 
         return register(func) if func is not None else register
 

@@ -24,37 +24,51 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kite_lab.core.errors import ExportError
+from kite_lab.notebook.export_ast import (
+    Bindings,
+    Edit,
+    Offsets,
+    apply_edits,
+    bindings,
+    cell_source,
+    displayed,
+    expr_value,
+    has_statement,
+    ipython_call,
+    names_bound_anywhere,
+    quiet_last,
+    secret_slots,
+    str_args,
+    top_level,
+    transform,
+    walk_shallow,
+)
 from kite_lab.notebook.export_source import (
     LIMIT,
     Names,
     comment_lines,
+    from_import,
+    header_gap,
     indent_code,
     is_quiet,
+    isort_key,
     names_in,
     quote,
 )
 
 __all__ = ["CompiledNotebook", "MagicSettings", "compile_cells"]
 
-# Where the generated code's helpers come from (module, name).
-_HELPERS: dict[str, str] = {
-    "current": "kite_lab.notebook", "use": "kite_lab.notebook",
-    "answer_text": "kite_lab.notebook.export_runtime",
-    "answer_code": "kite_lab.notebook.export_runtime",
-    "check_run": "kite_lab.notebook.export_runtime",
-    "session_messages": "kite_lab.notebook.export_runtime",
-    "remember_turn": "kite_lab.notebook.export_runtime",
-    "resolve_tool": "kite_lab.notebook.export_runtime",
-    "show": "kite_lab.notebook.export_runtime",
-    "record_answer": "kite_lab.notebook.export_runtime",
-    "agents_app": "kite_lab.notebook.export_runtime",
-    "parse_json": "kite_lab.notebook.render", "to_dataframe": "kite_lab.notebook.render",
-    "extract_code": "kite_lab.notebook.render",
-    "Agent": "kite_lab.agents.base", "run_sync": "kite_lab.core.runner",
-    "calls_df": "kite_lab.frames", "metrics_df": "kite_lab.frames", "cost_df": "kite_lab.frames",
-    "history_df": "kite_lab.frames", "sessions_df": "kite_lab.frames",
-    "breakers_df": "kite_lab.frames", "environ": "os",
-}
+# Where the generated code's helpers come from: name -> module.
+_HELPERS: dict[str, str] = {name: module for module, names in {
+    "kite_lab.notebook": "current",
+    "kite_lab.notebook.export_runtime": "answer_text answer_code check_run session_messages "
+                                        "remember_turn resolve_tool show record_answer agents_app",
+    "kite_lab.notebook.render": "parse_json to_dataframe",
+    "kite_lab.agents.base": "Agent",
+    "kite_lab.core.runner": "run_sync",
+    "kite_lab.frames": "calls_df metrics_df cost_df history_df sessions_df breakers_df",
+    "os": "environ",
+}.items() for name in names.split()}
 
 #: IPython-only names (input/output history) a script does not have
 _HISTORY = re.compile(r"(In|Out|_ih|_oh|_dh|_i|_ii|_iii|_i\d+|_\d+|_|__|___)\Z")
@@ -116,104 +130,6 @@ class _Cell:
         return ExportError(message, path=self.label, cell=self.number)
 
 
-def _is_ipython_call(node: ast.AST) -> str | None:
-    """``run_line_magic`` etc. when ``node`` is ``get_ipython().<method>(...)``."""
-    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-            and isinstance(node.func.value, ast.Call)
-            and isinstance(node.func.value.func, ast.Name)
-            and node.func.value.func.id == "get_ipython"):
-        return node.func.attr
-    return None
-
-
-def _str_args(node: ast.Call) -> list[str]:
-    return [a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
-
-
-class _Bindings(ast.NodeVisitor):
-    """Names a module-level statement binds (``value`` or ``module``) and deletes."""
-
-    def __init__(self) -> None:
-        self.bound: dict[str, str] = {}
-        self.deleted: set[str] = set()
-
-    def _bind(self, target: ast.AST, kind: str = "value") -> None:
-        for node in ast.walk(target):
-            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
-                self.bound[node.id] = kind
-                self.deleted.discard(node.id)
-
-    def visit_Assign(self, node: ast.Assign) -> None:
-        for target in node.targets:
-            self._bind(target)
-        self.generic_visit(node)
-
-    def visit_AugAssign(self, node: ast.AugAssign) -> None:
-        self._bind(node.target)
-        self.generic_visit(node)
-
-    def visit_AnnAssign(self, node: ast.AnnAssign) -> None:
-        if node.value is not None:
-            self._bind(node.target)
-        self.generic_visit(node)
-
-    def visit_NamedExpr(self, node: ast.NamedExpr) -> None:
-        self._bind(node.target)
-        self.generic_visit(node)
-
-    def visit_For(self, node: ast.For | ast.AsyncFor) -> None:
-        self._bind(node.target)
-        self.generic_visit(node)
-
-    visit_AsyncFor = visit_For
-
-    def visit_withitem(self, node: ast.withitem) -> None:
-        if node.optional_vars is not None:
-            self._bind(node.optional_vars)
-        self.generic_visit(node)
-
-    def visit_Import(self, node: ast.Import) -> None:
-        for alias in node.names:
-            self.bound[alias.asname or alias.name.split(".")[0]] = "module"
-
-    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
-        for alias in node.names:
-            if alias.name != "*":
-                self.bound[alias.asname or alias.name] = "value"
-
-    def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef
-                          ) -> None:
-        self.bound[node.name] = "value"  # the body is another scope
-
-    visit_AsyncFunctionDef = visit_ClassDef = visit_FunctionDef
-
-    def visit_Lambda(self, node: ast.Lambda) -> None:
-        return
-
-    def visit_Delete(self, node: ast.Delete) -> None:
-        for target in node.targets:
-            if isinstance(target, ast.Name):
-                self.bound.pop(target.id, None)
-                self.deleted.add(target.id)
-
-    def visit_ExceptHandler(self, node: ast.ExceptHandler) -> None:
-        self.generic_visit(node)  # "except E as e" unbinds e at the end of the handler
-
-
-def bindings(stmts: Sequence[ast.stmt]) -> _Bindings:
-    visitor = _Bindings()
-    for stmt in stmts:
-        visitor.visit(stmt)
-    return visitor
-
-
-@dataclass
-class _Edit:
-    start: int
-    end: int
-    text: str
-
-
 class Compiler:
     """Compiles a notebook's cells in order, keeping the state the kernel would have."""
 
@@ -237,6 +153,7 @@ class Compiler:
         self.kite_cells: list[int] = []
         self.answer_cells: list[int] = []
         self.uses_display = False
+        self.future: set[str] = set()  # from __future__ import ..., hoisted to the top
         self.names = Names(self._all_names())
 
     # -- names and imports ---------------------------------------------------------------
@@ -248,16 +165,16 @@ class Compiler:
             if cell.get("cell_type") != "code":
                 continue
             try:
-                tree = ast.parse(_transform(_source(cell)))
+                tree = ast.parse(transform(cell_source(cell)))
             except (SyntaxError, ValueError):
                 continue
             found |= names_in(tree)
             for node in ast.walk(tree):
                 if isinstance(node, ast.Global):
                     self.globals.update(node.names)
-                if _is_ipython_call(node) == "run_cell_magic" and _str_args(node)[:1] == ["kite"]:
+                if ipython_call(node) == "run_cell_magic" and str_args(node)[:1] == ["kite"]:
                     try:
-                        out = parse_kite_line(_str_args(node)[1]).out
+                        out = parse_kite_line(str_args(node)[1]).out
                     except Exception:  # reported when the cell is compiled
                         out = None
                     if out:
@@ -311,12 +228,12 @@ class Compiler:
             start = "def main() -> None:\n"
             if self.globals:
                 start += f"    global {', '.join(sorted(self.globals))}\n"
-            if not self.globals and not any(_has_statement(lines) for _, lines in chunks):
+            if not self.globals and not any(has_statement(lines) for _, lines in chunks):
                 start += "    pass\n"
             body = start + ("\n" if body else "") + body
             body += '\n\nif __name__ == "__main__":\n    main()\n'
         head = self._header(__version__)  # after the cells: they decide the imports
-        text = head + (_gap(head, body) + body if body else "")
+        text = head + (header_gap(head, body) + body if body else "")
         spans = _cell_spans(text)
         try:
             ast.parse(text)
@@ -340,6 +257,8 @@ class Compiler:
             doc.append("Run it with: python SCRIPT.py")
         doc.append('"""')
         lines = [line if len(line) <= LIMIT else line[:LIMIT - 1] for line in doc]
+        if self.future:
+            lines.append(f"from __future__ import {', '.join(sorted(self.future))}")
         if self._cells_import():
             rules = "I001" if self.main else "E402, I001"
             lines.append(f"# ruff: noqa: {rules} - imports stay in the cells that had them")
@@ -350,8 +269,9 @@ class Compiler:
         return text
 
     def _cells_import(self) -> bool:
-        return any(c.get("cell_type") == "code" and re.search(r"^\s*(import|from)\s", _source(c),
-                                                             re.M) for c in self.cells)
+        pattern = re.compile(r"^\s*(import|from)\s", re.M)
+        return any(c.get("cell_type") == "code" and pattern.search(cell_source(c))
+                   for c in self.cells)
 
     def _import_lines(self) -> list[str]:
         by_module: dict[str, list[tuple[str, str]]] = {}
@@ -365,19 +285,22 @@ class Compiler:
         for group in (std, ours):
             if group and lines:
                 lines.append("")
-            for module in group:
+            for module in group:  # isort: statements ordered by their first name
                 entries = by_module[module]
-                plain = sorted({n for n, local in entries if n == local}, key=_isort_key)
+                plain = sorted({n for n, local in entries if n == local}, key=isort_key)
+                statements = [((isort_key(name), 1, local), [f"from {module} import {name} as "
+                                                             f"{local}"])
+                              for name, local in entries if name != local]
                 if plain:
-                    lines.extend(_from_import(module, plain))
-                for name, local in sorted(e for e in entries if e[0] != e[1]):
-                    lines.append(f"from {module} import {name} as {local}")
+                    statements.append(((isort_key(plain[0]), 0, ""), from_import(module, plain)))
+                for _, text in sorted(statements):
+                    lines.extend(text)
         return lines
 
     # -- cells -----------------------------------------------------------------------
     def _cell(self, number: int, cell: Mapping[str, Any]) -> list[str]:
         kind = cell.get("cell_type")
-        source = _source(cell)
+        source = cell_source(cell)
         ctx = _Cell(number, self.label)
         if kind == "markdown" or kind == "raw":
             return [f"# %% [{kind}] [{number}]", *comment_lines(source, self.indent)]
@@ -385,20 +308,20 @@ class Compiler:
             raise ctx.error(f"unknown cell type {kind!r}")
         lines = [f"# %% [{number}]"]
         if source.strip():
-            lines += self._code_cell(ctx, source, display=_displayed(cell))
+            lines += self._code_cell(ctx, source, display=displayed(cell))
         return lines
 
     def _code_cell(self, ctx: _Cell, source: str, display: bool) -> list[str]:
         try:
-            code = _transform(source)
+            code = transform(source)
         except (SyntaxError, ValueError) as exc:
             raise ctx.error(f"cannot read the cell: {exc}") from None
         tree = self._parse(ctx, code)
         body = tree.body
-        if len(body) == 1 and _is_ipython_call(_expr_value(body[0])) == "run_cell_magic":
-            call = _expr_value(body[0])
+        if len(body) == 1 and ipython_call(expr_value(body[0])) == "run_cell_magic":
+            call = expr_value(body[0])
             assert isinstance(call, ast.Call)
-            name, line, cell_body = (_str_args(call) + ["", "", ""])[:3]
+            name, line, cell_body = (str_args(call) + ["", "", ""])[:3]
             return self._cell_magic(ctx, name, line, cell_body, display)
         return self._python(ctx, code, tree, display)
 
@@ -447,25 +370,25 @@ class Compiler:
         cell_bound = bindings(tree.body)
         self._check_names(ctx, tree, cell_bound)
         self._secrets(ctx, tree)
-        edits: list[_Edit] = []
-        offsets = _Offsets(code)
+        edits: list[Edit] = []
+        offsets = Offsets(code)
         last = tree.body[-1] if tree.body else None
         show_last = display and not is_quiet(code)
         walker = _Walker(self, ctx, code, offsets, tree, edits, show_last)
         walker.run()
-        edits += self._secret_edits(tree, offsets)
-        out = _apply(code, edits)
+        edits += self._secret_edits(tree, offsets) + self._module_level(ctx, tree, offsets)
+        out = apply_edits(code, edits)
         if show_last and last is not None and not walker.last_was_magic:
             out = self._display_last(out)
         elif is_quiet(code) and not walker.last_was_magic:
-            out = _quiet_last(out)
+            out = quiet_last(out)
         self._after_cell(tree, cell_bound)
         return out.rstrip("\n").split("\n") if out.strip() else []
 
-    def _check_names(self, ctx: _Cell, tree: ast.Module, cell_bound: _Bindings) -> None:
+    def _check_names(self, ctx: _Cell, tree: ast.Module, cell_bound: Bindings) -> None:
         local = set(names_bound_anywhere(tree))
         magic = {id(n.func.value.func) for n in ast.walk(tree)  # type: ignore[attr-defined]
-                 if _is_ipython_call(n) in _IPYTHON_CALLS}
+                 if ipython_call(n) in _IPYTHON_CALLS}
         for node in ast.walk(tree):
             if not (isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)):
                 continue
@@ -482,46 +405,40 @@ class Compiler:
                 self.uses_display = True
                 self.names.taken.add("display")
         for node in ast.walk(tree):
-            if isinstance(node, ast.AsyncFor | ast.AsyncWith) and _top_level(tree, node):
+            if isinstance(node, ast.AsyncFor | ast.AsyncWith) and top_level(tree, node):
                 raise ctx.error("top-level 'async for'/'async with' needs an event loop; "
                                 "move it into an async function run with run_sync()")
 
     def _secrets(self, ctx: _Cell, tree: ast.Module) -> None:
+        allowed = {id(value) for _, value in secret_slots(tree, self.secret_fields)}
         for node in ast.walk(tree):
             if (isinstance(node, ast.Constant) and isinstance(node.value, str)
-                    and _KEY_SHAPE.match(node.value) and not self._secret_slot(tree, node)):
+                    and _KEY_SHAPE.match(node.value) and id(node) not in allowed):
                 raise ctx.error("contains a string shaped like an API key; read it from the "
                                 "environment (os.environ['NAME']) so it never lands in a file")
 
-    def _secret_slot(self, tree: ast.Module, target: ast.Constant) -> bool:
-        return any(value is target for _, value in self._secret_values(tree))
-
-    def _secret_values(self, tree: ast.Module) -> list[tuple[str, ast.Constant]]:
-        found = []
-        for node in ast.walk(tree):
-            pairs: list[tuple[Any, Any]] = []
-            if isinstance(node, ast.Dict):
-                pairs = [(k.value, v) for k, v in zip(node.keys, node.values, strict=True)
-                         if isinstance(k, ast.Constant)]
-            elif isinstance(node, ast.Call):
-                pairs = [(k.arg, k.value) for k in node.keywords]
-            elif isinstance(node, ast.Assign) and len(node.targets) == 1:
-                target = node.targets[0]
-                if isinstance(target, ast.Subscript) and isinstance(target.slice, ast.Constant):
-                    pairs = [(target.slice.value, node.value)]
-            for key, value in pairs:
-                if (isinstance(key, str) and key.lower() in self.secret_fields
-                        and isinstance(value, ast.Constant) and isinstance(value.value, str)
-                        and value.value):
-                    found.append((key.upper(), value))
-        return found
-
-    def _secret_edits(self, tree: ast.Module, offsets: _Offsets) -> list[_Edit]:
+    def _module_level(self, ctx: _Cell, tree: ast.Module, offsets: Offsets) -> list[Edit]:
+        """``from __future__`` moves to the top of the script; ``import *`` stays at the top
+        level (it cannot live inside ``main()``)."""
         edits = []
-        for env, node in self._secret_values(tree):
+        for stmt in ast.walk(tree):
+            if not isinstance(stmt, ast.ImportFrom):
+                continue
+            if self.main and any(a.name == "*" for a in stmt.names):
+                raise ctx.error(f"'from {stmt.module} import *' cannot run inside main(); "
+                                "import the names you use, or export without --main")
+            if stmt.module == "__future__" and stmt in tree.body:
+                self.future.update(a.name for a in stmt.names)
+                start, end, _ = offsets.line_span(stmt)
+                edits.append(Edit(start, end, f"# {ast.unparse(stmt)}: at the top of the script"))
+        return edits
+
+    def _secret_edits(self, tree: ast.Module, offsets: Offsets) -> list[Edit]:
+        edits = []
+        for env, node in secret_slots(tree, self.secret_fields):
             self.env_vars.append(env)
             start, end = offsets.span(node)
-            edits.append(_Edit(start, end, f"{self.helper('environ')}[{quote(env)}]"))
+            edits.append(Edit(start, end, f"{self.helper('environ')}[{quote(env)}]"))
         return edits
 
     def _display_last(self, code: str) -> str:
@@ -536,7 +453,7 @@ class Compiler:
         if (isinstance(value, ast.Call) and isinstance(value.func, ast.Name)
                 and value.func.id in ("print", "display", self.imports.get("show", "show"))):
             return code
-        offsets = _Offsets(code)
+        offsets = Offsets(code)
         start, end = offsets.span(value)
         src = code[start:end]
         if isinstance(value, ast.Tuple) and not src.startswith("("):
@@ -549,7 +466,7 @@ class Compiler:
             wrapped = f"{show}(\n{indent_code(src, '    ')}\n)"
         return code[:start] + wrapped + code[end:]
 
-    def _after_cell(self, tree: ast.Module, cell_bound: _Bindings) -> None:
+    def _after_cell(self, tree: ast.Module, cell_bound: Bindings) -> None:
         """Update the namespace model: bindings, and which Kite the magics use now."""
         for name in cell_bound.deleted:
             self.defined.pop(name, None)
@@ -592,37 +509,11 @@ class Compiler:
 # -- line magics inside Python cells ------------------------------------------------------
 
 
-class _Offsets:
-    """(line, utf-8 column) positions of the ast -> offsets in the text."""
-
-    def __init__(self, code: str) -> None:
-        self.lines = code.splitlines(keepends=True)
-        self.starts = [0]
-        for line in self.lines:
-            self.starts.append(self.starts[-1] + len(line))
-
-    def at(self, lineno: int, col: int) -> int:
-        line = self.lines[lineno - 1] if lineno - 1 < len(self.lines) else ""
-        return self.starts[lineno - 1] + len(line.encode("utf-8")[:col].decode("utf-8", "replace"))
-
-    def span(self, node: ast.AST) -> tuple[int, int]:
-        return (self.at(node.lineno, node.col_offset),  # type: ignore[attr-defined]
-                self.at(node.end_lineno, node.end_col_offset))  # type: ignore[attr-defined]
-
-    def line_span(self, node: ast.stmt) -> tuple[int, int, str]:
-        """Whole lines of a statement, and its indentation."""
-        start = self.starts[node.lineno - 1]
-        end_line = self.lines[node.end_lineno - 1]  # type: ignore[index]
-        end = self.starts[node.end_lineno - 1] + len(end_line.rstrip("\r\n"))  # type: ignore[operator]
-        first = self.lines[node.lineno - 1]
-        return start, end, first[: len(first) - len(first.lstrip())]
-
-
 class _Walker:
     """Finds IPython calls and top-level awaits in a cell and records their replacements."""
 
-    def __init__(self, comp: Compiler, ctx: _Cell, code: str, offsets: _Offsets,
-                 tree: ast.Module, edits: list[_Edit], show_last: bool) -> None:
+    def __init__(self, comp: Compiler, ctx: _Cell, code: str, offsets: Offsets,
+                 tree: ast.Module, edits: list[Edit], show_last: bool) -> None:
         self.comp, self.ctx, self.code, self.offsets = comp, ctx, code, offsets
         self.tree, self.edits, self.show_last = tree, edits, show_last
         self.last_was_magic = False
@@ -637,19 +528,19 @@ class _Walker:
 
     def _statement(self, stmt: ast.stmt, defined: dict[str, str], top: bool, last: bool,
                    siblings: int, in_function: bool) -> None:
-        value = _expr_value(stmt)
-        kind = _is_ipython_call(value) if value is not None else None
+        value = expr_value(stmt)
+        kind = ipython_call(value) if value is not None else None
         if kind is not None:
             assert isinstance(value, ast.Call)
             start, end, indent = self.offsets.line_span(stmt)
             from kite_lab.notebook.export_kite import line_magic
 
-            lines = line_magic(self.comp, self.ctx, kind, _str_args(value), defined,
+            lines = line_magic(self.comp, self.ctx, kind, str_args(value), defined,
                                expr=False, show=last and top and self.show_last,
                                indent=len(indent) + self.comp.indent, nested=not top)
-            if not _has_statement(lines) and (siblings == 1 and not top):
+            if not has_statement(lines) and (siblings == 1 and not top):
                 lines.append("pass")
-            self.edits.append(_Edit(start, end, "\n".join(indent + ln for ln in lines)))
+            self.edits.append(Edit(start, end, "\n".join(indent + ln for ln in lines)))
             if last and top:
                 self.last_was_magic = True
             return
@@ -668,49 +559,22 @@ class _Walker:
             self._expressions(stmt, defined, in_function)
 
     def _expressions(self, stmt: ast.stmt, defined: dict[str, str], in_function: bool) -> None:
-        for node in _walk_shallow(stmt):
-            kind = _is_ipython_call(node)
+        for node in walk_shallow(stmt):
+            kind = ipython_call(node)
             if kind is not None:
                 assert isinstance(node, ast.Call)
                 from kite_lab.notebook.export_kite import line_magic
 
                 start, end = self.offsets.span(node)
-                expr = line_magic(self.comp, self.ctx, kind, _str_args(node), defined,
+                expr = line_magic(self.comp, self.ctx, kind, str_args(node), defined,
                                   expr=True, show=False, indent=0, nested=True)
-                self.edits.append(_Edit(start, end, expr[0]))
+                self.edits.append(Edit(start, end, expr[0]))
             elif isinstance(node, ast.Await) and not in_function:
                 start, end = self.offsets.span(node)
                 inner_start, inner_end = self.offsets.span(node.value)
                 run = self.comp.helper("run_sync")
-                self.edits.append(_Edit(start, inner_start, f"{run}("))
-                self.edits.append(_Edit(inner_end, end, ")"))
-
-
-def _walk_shallow(stmt: ast.stmt) -> list[ast.AST]:
-    """Expression nodes of ``stmt`` outside nested statements and function scopes."""
-    found: list[ast.AST] = []
-    todo: list[ast.AST] = [stmt]
-    while todo:
-        node = todo.pop()
-        for child in ast.iter_child_nodes(node):
-            if isinstance(child, ast.stmt | ast.Lambda | ast.ExceptHandler | ast.match_case):
-                continue
-            if _is_ipython_call(child) is not None:
-                found.append(child)
-                continue  # its arguments are string constants
-            found.append(child)
-            todo.append(child)
-    return [n for n in found if _is_ipython_call(n) is not None or isinstance(n, ast.Await)]
-
-
-def _gap(head: str, body: str) -> str:
-    """Blank lines after the header: isort wants one before code, two before a def/class."""
-    if "\nfrom " in head:  # the header ends with the helpers' imports
-        first = next((ln for ln in body.splitlines() if ln.strip() and not ln.startswith("#")),
-                     "")
-        if first.startswith(("def ", "class ", "@", "async def ")):
-            return "\n\n"
-    return "\n"
+                self.edits.append(Edit(start, inner_start, f"{run}("))
+                self.edits.append(Edit(inner_end, end, ")"))
 
 
 _MARKER = re.compile(r"^# %% (?:\[\w+\] )?\[(\d+)\]", re.M)
@@ -721,109 +585,6 @@ def _cell_spans(text: str) -> dict[int, tuple[int, int]]:
     marks = [(int(m.group(1)), m.start()) for m in _MARKER.finditer(text)]
     ends = [start for _, start in marks[1:]] + ([len(text)] if marks else [])
     return {number: (start, end) for (number, start), end in zip(marks, ends, strict=True)}
-
-
-def _apply(code: str, edits: list[_Edit]) -> str:
-    for edit in sorted(edits, key=lambda e: (e.start, e.end), reverse=True):
-        code = code[:edit.start] + edit.text + code[edit.end:]
-    return code
-
-
-def _quiet_last(code: str) -> str:
-    """``expr;`` ends a cell quietly in IPython; a script needs no semicolon (nor a no-op)."""
-    try:
-        tree = ast.parse(code)
-    except SyntaxError:  # pragma: no cover
-        return code
-    last = tree.body[-1] if tree.body else None
-    if not isinstance(last, ast.Expr) or last.end_lineno is None:
-        return code
-    offsets = _Offsets(code)
-    start, end = offsets.span(last)
-    tail = code[end:]
-    rest = re.sub(r"\A\s*;", "", tail, count=1)
-    if isinstance(last.value, ast.Call | ast.Await):
-        return code[:end] + rest
-    src = code[start:end]
-    if "\n" in src:
-        return code[:end] + rest
-    return code[:start] + f"# {src}  (its value was not shown in the notebook)" + rest
-
-
-def _displayed(cell: Mapping[str, Any]) -> bool:
-    """Did the cell show its last value? Executed cells tell; others are assumed to."""
-    outputs = cell.get("outputs") or []
-    if cell.get("execution_count") is None and not outputs:
-        return True
-    return any(o.get("output_type") == "execute_result" for o in outputs)
-
-
-def _expr_value(stmt: ast.stmt) -> ast.expr | None:
-    return stmt.value if isinstance(stmt, ast.Expr) else None
-
-
-def _has_statement(lines: Sequence[str]) -> bool:
-    return any(ln.strip() and not ln.lstrip().startswith("#") for ln in lines)
-
-
-def _top_level(tree: ast.Module, target: ast.AST) -> bool:
-    scopes = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
-    todo: list[ast.AST] = list(tree.body)
-    while todo:
-        node = todo.pop()
-        if node is target:
-            return True
-        if not isinstance(node, scopes):
-            todo.extend(ast.iter_child_nodes(node))
-    return False
-
-
-def names_bound_anywhere(tree: ast.AST) -> set[str]:
-    """Every name a cell binds in any scope (parameters, locals, comprehension targets)."""
-    found: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store | ast.Del):
-            found.add(node.id)
-        elif isinstance(node, ast.arg):
-            found.add(node.arg)
-        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-            found.add(node.name)
-        elif isinstance(node, ast.alias):
-            found.add((node.asname or node.name).split(".")[0])
-        elif isinstance(node, ast.ExceptHandler) and node.name:
-            found.add(node.name)
-    return found
-
-
-_TRANSFORMER: Any = None
-
-
-def _transform(source: str) -> str:
-    """The cell as the kernel runs it (magics -> ``get_ipython()`` calls)."""
-    global _TRANSFORMER
-    if _TRANSFORMER is None:
-        from IPython.core.inputtransformer2 import TransformerManager
-
-        _TRANSFORMER = TransformerManager()
-    return str(_TRANSFORMER.transform_cell(source))
-
-
-def _source(cell: Mapping[str, Any]) -> str:
-    source = cell.get("source", "")
-    return "".join(source) if isinstance(source, list) else str(source)
-
-
-def _isort_key(name: str) -> tuple[int, str]:
-    if name.isupper() and len(name) > 1:
-        return (0, name)
-    return (1, name) if name[:1].isupper() else (2, name)
-
-
-def _from_import(module: str, names: list[str]) -> list[str]:
-    one = f"from {module} import {', '.join(names)}"
-    if len(one) <= LIMIT:
-        return [one]
-    return [f"from {module} import (", *(f"    {n}," for n in names), ")"]
 
 
 def compile_cells(cells: Sequence[Mapping[str, Any]], *, label: str, settings: MagicSettings,

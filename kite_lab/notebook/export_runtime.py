@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from kite_lab.core.errors import AgentError, ToolError
@@ -130,8 +129,6 @@ def plain_text(fmt: str, value: Any) -> str:
 
     text = value.response if isinstance(value, RunResult) else value
     text = text if isinstance(text, str) else ""
-    if isinstance(value, RunResult) and fmt in ("json", "df", "code"):
-        fmt = "text"
     bundle, _ = CellOutput(text, fmt, value)._repr_mimebundle_()
     return str(bundle["text/plain"])
 
@@ -154,6 +151,3 @@ def agents_app(ai: Kite, module_name: str) -> Any:
 
     return create_app(kite=ai, agents_module=sys.modules[module_name])
 
-
-def _namespace_value(namespace: Mapping[str, Any], name: str) -> Any:
-    return namespace.get(name, _MISSING)

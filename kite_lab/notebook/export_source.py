@@ -12,7 +12,6 @@ import ast
 import io
 import keyword
 import math
-import re
 import textwrap
 import tokenize
 from collections.abc import Iterable, Mapping
@@ -20,7 +19,8 @@ from typing import Any
 
 from kite_lab.notebook.interpolate import Reference, segments
 
-__all__ = ["LIMIT", "Names", "call_lines", "comment_lines", "indent_code", "literal", "quote",
+__all__ = ["LIMIT", "Names", "call_lines", "comment_lines", "from_import", "header_gap",
+           "indent_code", "is_quiet", "isort_key", "literal", "names_in", "quote",
            "string_pieces"]
 
 LIMIT = 100  # the project's ruff line-length
@@ -242,17 +242,6 @@ def is_quiet(code: str) -> bool:
     return last is not None and last.type == tokenize.OP and last.string == ";"
 
 
-_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-
-
-def keyword_args(params: Mapping[str, Any]) -> list[str]:
-    """``k=v`` for identifier keys, one ``**{...}`` for the others."""
-    plain = [f"{k}={literal(v)}" for k, v in params.items()
-             if _IDENT.match(k) and not keyword.iskeyword(k)]
-    odd = {k: v for k, v in params.items() if not (_IDENT.match(k) and not keyword.iskeyword(k))}
-    return plain + ([f"**{literal(odd)}"] if odd else [])
-
-
 def names_in(tree: ast.AST) -> set[str]:
     """Every identifier a piece of code binds or reads (for ``Names``)."""
     found: set[str] = set()
@@ -268,3 +257,26 @@ def names_in(tree: ast.AST) -> set[str]:
         elif isinstance(node, ast.Global | ast.Nonlocal):
             found.update(node.names)
     return found
+
+
+def isort_key(name: str) -> tuple[int, str]:
+    if name.isupper() and len(name) > 1:
+        return (0, name)
+    return (1, name) if name[:1].isupper() else (2, name)
+
+
+def from_import(module: str, names: list[str]) -> list[str]:
+    one = f"from {module} import {', '.join(names)}"
+    if len(one) <= LIMIT:
+        return [one]
+    return [f"from {module} import (", *(f"    {n}," for n in names), ")"]
+
+
+def header_gap(head: str, body: str) -> str:
+    """Blank lines after the header: isort wants one before code, two before a def/class."""
+    if "\nfrom " in head:  # the header ends with the helpers' imports
+        first = next((ln for ln in body.splitlines() if ln.strip() and not ln.startswith("#")),
+                     "")
+        if first.startswith(("def ", "class ", "@", "async def ")):
+            return "\n\n"
+    return "\n"

@@ -44,7 +44,8 @@ log = logging.getLogger("kite_lab.safety.kill_switch")
 class KillSwitchLimits:
     """Bounds for agent loops; None means "no limit". Assignments are validated."""
 
-    max_iterations: int | None = 10
+    #: None: each agent's own max_iterations governs; set it to cap every agent at once
+    max_iterations: int | None = None
     max_cost_usd: float | None = None
     max_seconds: float | None = None
     #: the same tool call (name and arguments) this many times in a row stops the loop

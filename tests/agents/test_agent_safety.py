@@ -136,10 +136,24 @@ async def test_the_global_iteration_cap_applies_to_every_agent(
             tool_calls=[ToolCallSpec("calculator", {"expression": f"{len(r.messages)} + 1"})]
         )
     )
-    assert ai.kill_switch.limits.max_iterations == 10  # the default cap
+    assert ai.kill_switch.limits.max_iterations is None  # by default each agent's own governs
+    ai.kill_switch.limits.max_iterations = 10
     result = await ai.create_agent("long", tools=["calculator"], max_iterations=50).run("go")
     assert result.iterations == 10
     assert "kill switch limit: max_iterations (10) reached" in result.error
+
+
+async def test_an_agents_own_max_iterations_governs_by_default(
+    ai: Kite, fake_llm: FakeLLMServer
+) -> None:
+    fake_llm.set_handler(
+        lambda r: Reply(
+            tool_calls=[ToolCallSpec("calculator", {"expression": f"{len(r.messages)} + 1"})]
+        )
+    )
+    result = await ai.create_agent("long", tools=["calculator"], max_iterations=12).run("go")
+    assert result.iterations == 12 and not result.success
+    assert "max_iterations" in result.error
 
 
 async def test_kill_switch_max_seconds_bounds_a_slow_call(

@@ -1,17 +1,9 @@
-"""Fixtures for the exporter's tests (helpers live in export_helpers.py)."""
+"""The exporter's tests: helpers live in export_helpers.py, the corpus in corpus/.
+
+Importing export_helpers here puts corpus/ on sys.path before any test module imports
+``export_corpus``.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
-import pytest
-from export_helpers import write_notebook
-
-
-@pytest.fixture
-def notebook_factory(tmp_path: Path) -> Any:
-    def make(*cells: str | tuple[str, str], name: str = "nb.ipynb", **metadata: Any) -> Path:
-        return write_notebook(tmp_path / name, *cells, **metadata)
-
-    return make
+import export_helpers  # noqa: F401 - for its sys.path side effect

@@ -119,6 +119,15 @@ def normalize(value: Any) -> Any:
     return json.loads(re.sub(r"call_[0-9a-f]{8,}", "call_ID", text))
 
 
+def uses_get_ipython(script: str) -> bool:
+    """Does the script's code (not its comments or strings) mention get_ipython?"""
+    import ast
+
+    return any((isinstance(n, ast.Name) and n.id == "get_ipython")
+               or (isinstance(n, ast.Attribute) and n.attr == "get_ipython")
+               for n in ast.walk(ast.parse(script)))
+
+
 def ruff_codes(path: Path) -> dict[str, int]:
     """How many findings of each rule ruff reports for ``path`` (a .py or a .ipynb)."""
     proc = subprocess.run(

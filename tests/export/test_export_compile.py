@@ -11,7 +11,14 @@ from typing import Any
 
 import nbformat
 import pytest
-from export_helpers import SCRIPT_KEY, ruff_problems, run_script, tagged_json, write_notebook
+from export_helpers import (
+    SCRIPT_KEY,
+    ruff_problems,
+    run_script,
+    tagged_json,
+    uses_get_ipython,
+    write_notebook,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -418,3 +425,42 @@ def _write(script: str) -> Path:
 
 def test_script_key_constant_is_not_in_scripts() -> None:
     assert SCRIPT_KEY not in compile_cells(SETUP)
+
+
+CELL_PARTS = [
+    "x = 1", "y = {x}", "print(x)", "%time x + 1", "%kite calls", "%kite alias a b",
+    "z = %kite complete hi {x}", "!ls", "%pip install q", "%load_ext kite_lab", "In[1]",
+    "await f()", "def f():\n    return {}", "obj?", "%env A=1", "for i in x:\n    %time i",
+    "%%kite\nhi {x}", "%%kite -o o -f json\n{\"a\": {x}}", "%%kite agent:a\nhi",
+    "%%kite --tools t\nhi", "%%kite --bogus\nhi", "%%time\nq = 1", "%%html\n<b>", "if x:",
+    "%%kite --session s -o s\n{{x}}", "%kite reset", "%kite breaker trip why", "x;",
+    "'''multi\nline'''", "display(x)", "_", "get_ipython()", "%unknown", "%%kite\n",
+]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.lists(st.sampled_from(CELL_PARTS), min_size=1, max_size=3), max_size=6),
+       st.booleans())
+def test_any_notebook_compiles_or_fails_with_an_export_error(cells: list[list[str]],
+                                                             main: bool) -> None:
+    sources = ["\n".join(parts) for parts in cells]
+    try:
+        script = compile_cells(*sources, main=main)
+    except ExportError as exc:
+        assert exc.cell is not None and str(exc).startswith(f"t.ipynb, cell {exc.cell}: ")
+        return
+    assert not uses_get_ipython(script)
+
+
+def test_future_imports_move_to_the_top_and_star_imports_stay_out_of_main(
+        tmp_path: Path) -> None:
+    script = compile_cells("x = 1", "from __future__ import annotations\n\n\n"
+                           "def f(a: Undefined) -> None:\n    return None\n\n\nprint(f(1))")
+    assert script.split('"""')[2].lstrip().startswith("from __future__ import annotations")
+    assert "# from __future__ import annotations: at the top of the script" in script
+    path = tmp_path / "future.py"
+    path.write_text(script)
+    assert run_script(path, block_ipython=True).stdout.strip() == "None"
+    assert "from os.path import *" in compile_cells("from os.path import *\nprint(join)")
+    with pytest.raises(ExportError, match=r"'from os.path import \*' cannot run inside main"):
+        compile_cells("x = 1", "from os.path import *", main=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from export_corpus import ERRORS, ROUNDTRIP, write_corpus
+from export_corpus import ERRORS, FAKE_KEY, ROUNDTRIP, write_corpus
 from export_helpers import normalize, ruff_problems, run_script, tagged_json
 
 from kite_lab.core.errors import ExportError
@@ -83,10 +83,17 @@ def test_empty_notebook_is_an_empty_script(corpus: Path, tmp_path: Path) -> None
 
 
 @pytest.mark.parametrize("name", sorted(ROUNDTRIP))
-def test_corpus_round_trip(name: str, executed: dict[str, Path], tmp_path: Path) -> None:
+def test_corpus_round_trip(name: str, executed: dict[str, Path], tmp_path: Path,
+                           monkeypatch: pytest.MonkeyPatch) -> None:
+    # known fake secrets in the environment; one equals the key the notebooks hard-code
+    secrets = {"OPENAI_API_KEY": FAKE_KEY, "HF_TOKEN": "hf_fake_token_0123456789",
+               "MY_SERVICE_KEY": "svc-fake-key-9876543210"}
+    for variable, value in secrets.items():
+        monkeypatch.setenv(variable, value)
     notebook = executed[name]
     script_path = tmp_path / f"{name}.py"
     script = export_notebook(notebook, script_path)
+    assert not any(value in script for value in secrets.values())
     assert "get_ipython" not in script
     assert not ruff_problems(script_path), ruff_problems(script_path)
     proc = run_script(script_path, block_ipython=name != "syntax",  # syntax uses ipywidgets

@@ -24,6 +24,7 @@ from export_helpers import (
     ruff_problems,
     run_script,
     tagged_json,
+    uses_get_ipython,
 )
 
 from kite_lab.notebook.demo import execute_notebook
@@ -62,7 +63,9 @@ def test_notebook_round_trip(source: Path, tmp_path: Path) -> None:
     nbformat.write(executed, probe)
 
     script = export_source(executed, label=source.name, base_dir=source.parent, record=True)
-    assert "get_ipython" not in script
+    assert not uses_get_ipython(script)
+    code_lines = [ln for ln in script.splitlines() if not ln.lstrip().startswith("#")]
+    assert not any("get_ipython" in ln for ln in code_lines)
     script_path = tmp_path / f"{source.stem}.py"
     script_path.write_text(script)
     # ruff-clean, except for what ruff already finds in the notebook's own code

@@ -211,9 +211,6 @@ class Kite:
             "kill_switch", lambda: build_kill_switch(self.settings, self.event_bus)
         )
 
-    def kill_switch_or_none(self) -> Any:
-        return self.kill_switch
-
     # -- the call pipeline ---------------------------------------------------------------
     @property
     def pipeline(self) -> CallPipeline:

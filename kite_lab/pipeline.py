@@ -35,7 +35,8 @@ class PipelineParts(Protocol):
 
     def response_cache(self) -> Any | None: ...
 
-    def kill_switch_or_none(self) -> Any | None: ...
+    @property
+    def kill_switch(self) -> Any: ...
 
     @property
     def cache_ttl(self) -> int: ...
@@ -112,9 +113,7 @@ class CallPipeline:
 
     # -- internals -------------------------------------------------------------------
     async def _check_kill_switch(self) -> None:
-        switch = self._parts.kill_switch_or_none()
-        if switch is not None:
-            await switch.acheck()
+        await self._parts.kill_switch.acheck()
 
     async def _call(self, provider: LLMProvider, request: LLMRequest) -> Completion:
         request_id = uuid.uuid4().hex

@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable, Container, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from kite_lab.core.errors import AgentLimitReached, InvalidInput, KiteError, redact
+from kite_lab.core.events import event_context
 from kite_lab.core.runner import run_sync
 from kite_lab.core.types import Completion, Message, RunResult, ToolCall, canonical_json
 
@@ -135,12 +136,14 @@ class Agent:
         if self.verbose:
             self._say(f"start: {state.preview(user_input, 80)}")
         try:
-            state.switch = self.kite.kill_switch
-            messages = await self._prepare(state, user_input, context, session)
-            state.result.response = await self._execute(state, messages)
-            state.result.success = True
-            if session:
-                await self._remember(session, user_input, state.result.response, state)
+            # llm:* events from the pipeline carry this run's id and agent name
+            with event_context(agent=self.name, run_id=state.run_id):
+                state.switch = self.kite.kill_switch
+                messages = await self._prepare(state, user_input, context, session)
+                state.result.response = await self._execute(state, messages)
+                state.result.success = True
+                if session:
+                    await self._remember(session, user_input, state.result.response, state)
         except asyncio.CancelledError:
             state.fail_with("cancelled", "the run was cancelled")
             self._finish(state)

@@ -27,6 +27,7 @@ it never breaks the call that emitted the event.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import inspect
 import itertools
@@ -34,11 +35,12 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Event", "EventBus", "Subscription"]
+__all__ = ["Event", "EventBus", "Subscription", "event_context"]
 
 log = logging.getLogger("kite_lab.events")
 _ids = itertools.count(1)
@@ -56,6 +58,20 @@ class Event:
 
 
 Callback = Callable[[Event], Any]
+
+# Fields added to every event emitted in the current context (task), e.g. an agent run's
+# run_id, so the pipeline's llm:* events say which run they belong to.
+_context: ContextVar[dict[str, Any] | None] = ContextVar("kite_lab_event_context", default=None)
+
+
+@contextlib.contextmanager
+def event_context(**fields: Any) -> Iterator[None]:
+    """Add ``fields`` to every event emitted inside the block (and tasks it starts)."""
+    token = _context.set({**(_context.get() or {}), **fields})
+    try:
+        yield
+    finally:
+        _context.reset(token)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +111,8 @@ class EventBus:
             self._subs = tuple(s for s in self._subs if s is not subscription)
 
     def emit(self, name: str, /, **data: Any) -> Event:
-        event = Event(name, data)
+        context = _context.get()
+        event = Event(name, {**context, **data} if context else data)
         self._history.append(event)  # deque.append is atomic
         for sub in self._subs:  # a tuple snapshot: subscribing during emit is safe
             if sub.matches(name):

@@ -26,11 +26,12 @@ $(STAMP): $(PY) pyproject.toml
 
 install: $(STAMP)
 
-# Debian packages the browser, Prometheus and nginx tests use (root on this machine kind).
+# Debian packages the browser, Prometheus and nginx tests (and the load bench) use.
 system-deps:
-	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/promtool ] || [ ! -x /usr/sbin/nginx ]; then \
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/promtool ] || [ ! -x /usr/sbin/nginx ] \
+		|| [ ! -x /usr/bin/wrk ]; then \
 		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
-			chromium prometheus nginx-light; \
+			chromium prometheus nginx-light wrk; \
 	fi
 
 demo: $(STAMP)

@@ -147,8 +147,7 @@ def _known_models() -> set[str]:
     """``provider/model`` ids with a price entry, plus each provider's default model."""
     from kite_lab.providers import pricing, registry
 
-    table = getattr(pricing, "known_models", None)
-    known = set(table()) if callable(table) else set(getattr(pricing, "_PRICES", {}))
+    known = set(pricing.known_models())
     for name in registry.available_providers():
         try:
             known.add(f"{name}/{registry.provider_class(name).default_model}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from kite_lab.core.types import Usage
 
-__all__ = ["cost_usd", "register_price"]
+__all__ = ["cost_usd", "known_models", "register_price"]
 
 # (input, output) USD per 1M tokens
 _PRICES: dict[str, tuple[float, float]] = {
@@ -53,3 +53,8 @@ def cost_usd(provider: str, model: str, usage: Usage) -> float | None:
     if price is None:
         return None
     return (usage.prompt_tokens * price[0] + usage.completion_tokens * price[1]) / 1_000_000
+
+
+def known_models() -> list[str]:
+    """Every ``provider/model`` with a price (a closed set, e.g. for metric labels)."""
+    return sorted(_PRICES)

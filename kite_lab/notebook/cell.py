@@ -27,7 +27,7 @@ from kite_lab.core.errors import AgentError, KiteError, OutputParseError
 from kite_lab.core.runner import iterate_sync, run_sync
 from kite_lab.core.types import Completion, Message, RunResult
 from kite_lab.notebook.interpolate import interpolate
-from kite_lab.notebook.magic_args import KiteCellOptions, parse_kite_line
+from kite_lab.notebook.magic_args import MODEL_ONLY_OPTIONS, KiteCellOptions, parse_kite_line
 from kite_lab.notebook.render import (
     CellOutput,
     StreamView,
@@ -42,7 +42,6 @@ if TYPE_CHECKING:
 
 __all__ = ["CellRunner", "resolve_alias"]
 
-_MODEL_ONLY = ("temperature", "max_tokens", "params", "tools", "system", "no_cache")
 
 
 def resolve_alias(target: str | None, aliases: Mapping[str, str]) -> str | None:
@@ -216,7 +215,7 @@ class CellRunner:
     def _run_agent(self, opts: KiteCellOptions, prep: _Prepared, ns: Mapping[str, Any]
                    ) -> tuple[Any, BaseException | None]:
         name = prep.target[len("agent:"):]  # type: ignore[index]
-        given = [o for o in _MODEL_ONLY if _given(getattr(opts, o))]
+        given = [o for o in MODEL_ONLY_OPTIONS if _given(getattr(opts, o))]
         if given:
             raise UsageError(
                 f"%%kite: {', '.join('--' + g.replace('_', '-') for g in given)} do not apply "

@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 
 __all__ = ["kite_cell", "line_magic"]
 
-_MODEL_ONLY = ("temperature", "max_tokens", "params", "tools", "system", "no_cache")
 _RESERVED = ("messages", "prompt", "cache", "tools", "tool_choice")
 _TEXT_FORMATS = ("markdown", "text", "html")
 
@@ -125,7 +124,9 @@ def kite_cell(comp: Compiler, ctx: _Cell, line: str, body: str) -> list[str]:
     fmt = opts.format or settings.default_format
     agent = target[len("agent:"):] if target and target.startswith("agent:") else None
     if agent is not None:
-        given = [o for o in _MODEL_ONLY if _given(getattr(opts, o))]
+        from kite_lab.notebook.magic_args import MODEL_ONLY_OPTIONS
+
+        given = [o for o in MODEL_ONLY_OPTIONS if _given(getattr(opts, o))]
         if given:
             raise ctx.error(
                 f"{', '.join('--' + g.replace('_', '-') for g in given)} do not apply to "

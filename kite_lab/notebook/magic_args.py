@@ -24,6 +24,7 @@ from IPython.core.magic_arguments import argument, magic_arguments
 
 __all__ = [
     "FORMATS",
+    "MODEL_ONLY_OPTIONS",
     "LINE_COMMANDS",
     "KiteCellOptions",
     "KiteCommand",
@@ -34,6 +35,11 @@ __all__ = [
 ]
 
 FORMATS: tuple[str, ...] = ("markdown", "text", "code", "json", "html", "df")
+
+#: options that configure a model call, so they make no sense with ``agent:NAME``
+MODEL_ONLY_OPTIONS: tuple[str, ...] = (
+    "temperature", "max_tokens", "params", "tools", "system", "no_cache",
+)
 
 #: ``%kite`` line commands and their one-line help (the order is the help's order)
 LINE_COMMANDS: dict[str, str] = {

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 from dotenv import dotenv_values
+from guide_contract import GUIDE_VARIABLES
 
 from kite_lab.core.config import KiteSettings
 
@@ -33,24 +34,6 @@ GUIDE_IMAGES = {
     "prometheus": "prom/prometheus:latest",
     "grafana": "grafana/grafana:latest",
 }
-GUIDE_VARIABLES = [
-    "LLM_PROVIDER",
-    "LLM_MODEL",
-    "OPENAI_API_KEY",
-    "ANTHROPIC_API_KEY",
-    "GROQ_API_KEY",
-    "EMBEDDING_PROVIDER",
-    "EMBEDDING_MODEL",
-    "CIRCUIT_BREAKER_THRESHOLD",
-    "CIRCUIT_BREAKER_TIMEOUT",
-    "IDEMPOTENCY_TTL",
-    "VECTOR_BACKEND",
-    "VECTOR_DIMENSION",
-    "REDIS_URL",
-    "POSTGRES_URL",
-    "PROMETHEUS_PORT",
-    "GRAFANA_PORT",
-]
 CHECKLIST = [
     "Environment variables configured",
     "API keys secured (not in code)",

@@ -2,7 +2,7 @@
 
     from kite_lab import Kite
     ai = Kite()
-    print(ai.complete("What is the capital of France?"))
+    print(ai.complete("What is the capital of France? Answer in one sentence."))
 
 In JupyterLab: ``%load_ext kite_lab``, then ``%%kite`` cells.
 

@@ -48,14 +48,18 @@ def timed(func: Callable[[], Any], number: int) -> float:
 def paired_ratios(
     ours: Callable[[], Any], baseline: Callable[[], Any], *, number: int, repeat: int
 ) -> tuple[list[float], list[float], list[float]]:
-    """Interleaved runs of both, so drift on the machine hits both alike.
+    """Interleaved runs of both, in alternating order, so drift hits both alike.
 
     Returns (ratios ours/baseline, ours seconds/call, baseline seconds/call) per repetition.
     """
     ratios, ours_s, base_s = [], [], []
-    for _ in range(repeat):
-        b = timed(baseline, number)
-        o = timed(ours, number)
+    for rep in range(repeat):
+        if rep % 2:  # alternate which goes first, so warm-up and drift favour neither
+            o = timed(ours, number)
+            b = timed(baseline, number)
+        else:
+            b = timed(baseline, number)
+            o = timed(ours, number)
         ratios.append(o / b)
         ours_s.append(o)
         base_s.append(b)

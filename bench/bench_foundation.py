@@ -140,7 +140,7 @@ def pipeline_vs_sdk(number: int, repeat: int) -> list[Figure]:
 def main() -> None:
     args = parse_args(__doc__ or "")
     figures = [import_cost(repeat=3 if args.quick else 15)]
-    figures += pipeline_vs_sdk(number=5 if args.quick else 200, repeat=2 if args.quick else 9)
+    figures += pipeline_vs_sdk(number=5 if args.quick else 200, repeat=2 if args.quick else 15)
     report(figures)
 
 

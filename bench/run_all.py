@@ -2,7 +2,7 @@
 
     python bench/run_all.py            # full suite (bounded: under 15 min on 2 cores)
     python bench/run_all.py --quick    # smoke run: each script runs on tiny sizes; no file written
-    python bench/run_all.py --only foundation,safety
+    python bench/run_all.py --only foundation,safety   # rerun some; other rows are kept
 
 Each script prints its figures and one ``BENCH_JSON [...]`` line; this collects them with
 the machine, Python, package versions and date. Text outside the generated block of
@@ -25,6 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
 OUTPUT = ROOT / "BENCHMARKS.md"
+#: the last full results per script, so `--only` reruns merge instead of dropping rows
+RESULTS = BENCH / "results.json"
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 PACKAGES = [
     "kite-lab",
@@ -135,10 +137,11 @@ def main() -> int:
         for f in results[script.stem][0]:
             print(f"   {f['name']}: {f['value']:.4g} {f['unit']} (goal {f.get('goal', '-')})")
     if not args.quick and results:
-        if only:  # keep the other scripts' rows: merge with what is already there
-            print("note: --only runs rewrite the whole generated table with these scripts only")
-        write(render(results))
-        print(f"wrote {OUTPUT.relative_to(ROOT)}")
+        merged = json.loads(RESULTS.read_text()) if only and RESULTS.exists() else {}
+        merged.update({name: list(value) for name, value in results.items()})
+        RESULTS.write_text(json.dumps(merged, indent=1, sort_keys=True) + "\n")
+        write(render({name: (figs, elapsed) for name, (figs, elapsed) in sorted(merged.items())}))
+        print(f"wrote {OUTPUT.relative_to(ROOT)} and {RESULTS.relative_to(ROOT)}")
     for failure in failures:
         print(failure, file=sys.stderr)
     return 1 if failures else 0

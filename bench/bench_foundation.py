@@ -79,7 +79,9 @@ def pipeline_vs_sdk(number: int, repeat: int) -> list[Figure]:
 
         def raw_call(client: object, provider: str) -> object:
             if provider == "openai":
-                return client.chat.completions.create(model=models[provider], messages=messages)
+                return client.chat.completions.create(
+                    model=models[provider], messages=messages, max_tokens=64
+                )
             return client.messages.create(model=models[provider], messages=messages, max_tokens=64)
 
         for provider in ("openai", "anthropic"):

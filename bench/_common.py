@@ -86,18 +86,14 @@ def report(figures: list[Figure]) -> None:
 
 
 @contextlib.contextmanager
-def fake_server_process(latency: float = 0.0) -> Iterator[str]:
-    """A FakeLLMServer in its own process (so it does not share our GIL); yields base_url."""
-    code = (
-        "import sys, time\n"
-        "from kite_lab.testing import FakeLLMServer\n"
-        "with FakeLLMServer() as s:\n"
-        f"    s.latency = {latency!r}\n"
-        "    print(s.base_url, flush=True)\n"
-        "    sys.stdin.read()\n"
-    )
+def server_process(code: str, *args: str) -> Iterator[str]:
+    """Run ``code`` (which prints its base URL, then serves until stdin closes) in its own
+    process, so the server does not share our GIL; yields the base URL."""
     proc = subprocess.Popen(
-        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", code, *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert proc.stdout is not None
@@ -105,4 +101,17 @@ def fake_server_process(latency: float = 0.0) -> Iterator[str]:
     finally:
         assert proc.stdin is not None
         proc.stdin.close()
-        proc.wait(timeout=10)
+        proc.wait(timeout=30)
+
+
+def fake_server_process(latency: float = 0.0) -> contextlib.AbstractContextManager[str]:
+    """A FakeLLMServer with default (echo) replies in its own process; yields base_url."""
+    code = (
+        "import sys\n"
+        "from kite_lab.testing import FakeLLMServer\n"
+        "with FakeLLMServer() as s:\n"
+        "    s.latency = float(sys.argv[1])\n"
+        "    print(s.base_url, flush=True)\n"
+        "    sys.stdin.read()\n"
+    )
+    return server_process(code, str(latency))

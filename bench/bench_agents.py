@@ -21,17 +21,16 @@ provider is another machine). ``--quick`` uses tiny sizes and asserts nothing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import statistics
-import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import Figure, parse_args, report, summarize  # noqa: E402
+from _common import Figure, parse_args, report, server_process, summarize  # noqa: E402
 
 # The scripted model: "direct ..." is answered at once; anything else calls the calculator
 # once and answers after seeing its result -- exactly two model calls per run.
@@ -68,21 +67,8 @@ with FakeLLMServer() as server:
 """
 
 
-@contextmanager
-def scripted_server(latency: float) -> Iterator[str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-c", SERVER, str(latency)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        yield proc.stdout.readline().strip()
-    finally:
-        assert proc.stdin is not None
-        proc.stdin.close()
-        proc.wait(timeout=30)
+def scripted_server(latency: float) -> contextlib.AbstractContextManager[str]:
+    return server_process(SERVER, str(latency))
 
 
 def make_kite(wire: str, base_url: str, **extra: Any) -> Any:

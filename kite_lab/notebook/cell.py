@@ -27,7 +27,7 @@ from kite_lab.core.errors import AgentError, KiteError, OutputParseError
 from kite_lab.core.runner import iterate_sync, run_sync
 from kite_lab.core.types import Completion, Message, RunResult
 from kite_lab.notebook.interpolate import interpolate
-from kite_lab.notebook.magic_args import MODEL_ONLY_OPTIONS, KiteCellOptions, parse_kite_line
+from kite_lab.notebook.magic_args import KiteCellOptions, model_only_given, parse_kite_line
 from kite_lab.notebook.render import (
     CellOutput,
     StreamView,
@@ -215,7 +215,7 @@ class CellRunner:
     def _run_agent(self, opts: KiteCellOptions, prep: _Prepared, ns: Mapping[str, Any]
                    ) -> tuple[Any, BaseException | None]:
         name = prep.target[len("agent:"):]  # type: ignore[index]
-        given = [o for o in MODEL_ONLY_OPTIONS if _given(getattr(opts, o))]
+        given = model_only_given(opts)
         if given:
             raise UsageError(
                 f"%%kite: {', '.join('--' + g.replace('_', '-') for g in given)} do not apply "
@@ -293,14 +293,6 @@ class CellRunner:
         finally:
             for sub in subs:
                 sub.unsubscribe()
-
-
-def _given(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, tuple | dict):
-        return bool(value)
-    return value is not None
 
 
 def _forward(events: queue.Queue[Any], agent_name: str) -> Callable[[Any], None]:

@@ -124,9 +124,9 @@ def kite_cell(comp: Compiler, ctx: _Cell, line: str, body: str) -> list[str]:
     fmt = opts.format or settings.default_format
     agent = target[len("agent:"):] if target and target.startswith("agent:") else None
     if agent is not None:
-        from kite_lab.notebook.magic_args import MODEL_ONLY_OPTIONS
+        from kite_lab.notebook.magic_args import model_only_given
 
-        given = [o for o in MODEL_ONLY_OPTIONS if _given(getattr(opts, o))]
+        given = model_only_given(opts)
         if given:
             raise ctx.error(
                 f"{', '.join('--' + g.replace('_', '-') for g in given)} do not apply to "
@@ -167,14 +167,6 @@ def kite_cell(comp: Compiler, ctx: _Cell, line: str, body: str) -> list[str]:
         if opts.out == comp.kite_name:
             comp.kite_dynamic = True
     return [*head, *pre, *body_lines]
-
-
-def _given(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, tuple | dict):
-        return bool(value)
-    return value is not None
 
 
 def _value_of(comp: Compiler, fmt: str) -> tuple[str, str]:

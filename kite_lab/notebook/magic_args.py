@@ -25,6 +25,7 @@ from IPython.core.magic_arguments import argument, magic_arguments
 __all__ = [
     "FORMATS",
     "MODEL_ONLY_OPTIONS",
+    "model_only_given",
     "LINE_COMMANDS",
     "KiteCellOptions",
     "KiteCommand",
@@ -40,6 +41,19 @@ FORMATS: tuple[str, ...] = ("markdown", "text", "code", "json", "html", "df")
 MODEL_ONLY_OPTIONS: tuple[str, ...] = (
     "temperature", "max_tokens", "params", "tools", "system", "no_cache",
 )
+
+
+def model_only_given(opts: Any) -> list[str]:
+    """The MODEL_ONLY_OPTIONS a cell actually set (flags true, values present)."""
+
+    def given(value: Any) -> bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, tuple | dict):
+            return bool(value)
+        return value is not None
+
+    return [name for name in MODEL_ONLY_OPTIONS if given(getattr(opts, name))]
 
 #: ``%kite`` line commands and their one-line help (the order is the help's order)
 LINE_COMMANDS: dict[str, str] = {

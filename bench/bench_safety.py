@@ -63,7 +63,7 @@ async def breaker_overhead(number: int, repeat: int, redis: bool) -> list[Figure
     from kite_lab.safety.breaker import CircuitBreaker
     from kite_lab.safety.breaker_fallback import FallbackBreakerStore
     from kite_lab.safety.breaker_stores import RedisBreakerStore
-    from kite_lab.safety.redis_client import aclose_redis_clients, redis_client
+    from kite_lab.backends.redis_client import aclose_redis_clients, redis_client
 
     async def noop() -> None:
         return None
@@ -149,7 +149,7 @@ async def cache_hit_vs_miss(server: Any, number: int, repeat: int, redis: bool) 
     from kite_lab.memory.cache_stores import RedisCacheStore
     from kite_lab.providers.base import LLMRequest
     from kite_lab.providers.openai_compat import OpenAIProvider
-    from kite_lab.safety.redis_client import aclose_redis_clients
+    from kite_lab.backends.redis_client import aclose_redis_clients
 
     provider = OpenAIProvider(load_settings(
         {"openai_api_key": "sk-bench", "openai_base_url": server.openai_base_url},

@@ -12,7 +12,7 @@ first use of the component that needs them.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kite_lab.core.errors import (
     AgentError,
@@ -45,15 +45,22 @@ from kite_lab.core.errors import (
     RateLimitExceeded,
     SafetyError,
     ServerError,
+    SettingsError,
     StoreError,
     StoreUnavailable,
+    ToolArgumentsError,
     ToolError,
     UnknownProvider,
 )
-from kite_lab.core.types import Completion, Message, RunResult, ToolCall, ToolSpec, Usage
 from kite_lab.kite import Kite
 
-__version__ = "0.1.0"
+if TYPE_CHECKING:
+    from kite_lab.core.types import Completion, Message, RunResult, ToolCall, ToolSpec, Usage
+
+# The data types load on first use: their dataclasses cost `import kite_lab` ~15 ms.
+_LAZY_TYPES = ("Completion", "Message", "RunResult", "ToolCall", "ToolSpec", "Usage")
+
+from kite_lab._version import __version__
 
 __all__ = [
     "AgentError",
@@ -90,8 +97,10 @@ __all__ = [
     "RunResult",
     "SafetyError",
     "ServerError",
+    "SettingsError",
     "StoreError",
     "StoreUnavailable",
+    "ToolArgumentsError",
     "ToolCall",
     "ToolError",
     "ToolSpec",
@@ -114,3 +123,17 @@ def unload_ipython_extension(ipython: Any) -> None:
     from kite_lab.notebook.extension import unload_ipython_extension as _unload
 
     _unload(ipython)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY_TYPES:
+        from kite_lab.core import types
+
+        value = getattr(types, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'kite_lab' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

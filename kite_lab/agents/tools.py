@@ -27,7 +27,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
-from kite_lab.core.errors import ToolError
+from kite_lab.core.errors import ToolArgumentsError, ToolError
 from kite_lab.core.types import ToolSpec
 
 __all__ = [
@@ -42,14 +42,6 @@ __all__ = [
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 #: tool output longer than this is cut before it goes back to the model
 MAX_RESULT_CHARS = 20_000
-
-
-class ToolArgumentsError(ToolError):
-    """The arguments a model proposed do not match the tool's schema."""
-
-    def __init__(self, tool: str, problems: list[str]) -> None:
-        self.tool, self.problems = tool, problems
-        super().__init__(f"invalid arguments for tool {tool!r}: " + "; ".join(problems))
 
 
 @dataclasses.dataclass(eq=False)

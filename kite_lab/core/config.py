@@ -21,7 +21,7 @@ from typing import Any, Literal
 from pydantic import AliasChoices, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from kite_lab.core.errors import ConfigError, EnvFileError
+from kite_lab.core.errors import ConfigError, EnvFileError, SettingsError
 
 __all__ = ["KiteConfig", "KiteSettings", "SettingsError", "load_settings", "mask_url"]
 
@@ -189,18 +189,6 @@ def _url_password(url: str | None) -> str | None:
 def mask_url(url: str) -> str:
     """``postgresql://user:secret@host/db`` -> ``postgresql://user:***@host/db``."""
     return _URL_PASSWORD.sub(lambda m: f"{m.group('head')}***{m.group('at')}", url)
-
-
-class SettingsError(ConfigError):
-    """A setting has a value of the wrong form."""
-
-    @classmethod
-    def from_validation(cls, exc: ValidationError) -> SettingsError:
-        problems = []
-        for err in exc.errors():
-            key = ".".join(str(p) for p in err["loc"]) or "?"
-            problems.append(f"{key}: {err['msg']} (got {err.get('input')!r})")
-        return cls("invalid setting " + "; ".join(problems))
 
 
 def check_env_file(path: str | os.PathLike[str] = ".env") -> None:

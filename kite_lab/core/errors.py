@@ -6,6 +6,7 @@ errors carry the provider's own message with any API key scrubbed.
     KiteError
     ├── ConfigError                      bad settings, .env or config keys
     │   ├── EnvFileError                 a malformed .env line (file and line number)
+    │   ├── SettingsError                a setting has a value of the wrong form
     │   ├── NoProviderConfigured         no key set and no local model installed
     │   ├── MissingAPIKey                an explicitly chosen provider has no key
     │   ├── UnknownProvider              model id names no registered provider
@@ -33,6 +34,7 @@ errors carry the provider's own message with any API key scrubbed.
     │   └── IndexCorrupted               the vector index file cannot be read
     ├── AgentError
     │   ├── ToolError                    a tool definition or call is invalid
+    │   │   └── ToolArgumentsError       a model's tool arguments break the tool's schema
     │   └── AgentLimitReached            max_iterations / cost / time / same-action
     ├── InvalidInput                     a bad argument value (empty text, top_k < 1,
     │                                    unknown role); also a ValueError
@@ -42,8 +44,11 @@ errors carry the provider's own message with any API key scrubbed.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 __all__ = [
     "AgentError",
@@ -76,15 +81,17 @@ __all__ = [
     "RateLimitExceeded",
     "SafetyError",
     "ServerError",
+    "SettingsError",
     "StoreError",
     "StoreUnavailable",
+    "ToolArgumentsError",
     "ToolError",
     "UnknownProvider",
     "redact",
 ]
 
 # Shapes of API keys as providers issue them; anything matching is scrubbed from messages.
-_KEY_PATTERNS = re.compile(
+_KEY_PATTERNS = (
     r"(sk-ant-[A-Za-z0-9_\-]{6,}|sk-[A-Za-z0-9_\-]{6,}|gsk_[A-Za-z0-9_\-]{6,}|"
     r"Bearer\s+[A-Za-z0-9_\-\.]{6,})"
 )
@@ -95,7 +102,9 @@ def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
     for secret in secrets:
         if secret and len(secret) >= 4:
             text = text.replace(secret, "***")
-    return _KEY_PATTERNS.sub("***", text)
+    import re  # here: ``re`` costs ``import kite_lab`` ~7 ms; its cache keeps the pattern
+
+    return re.sub(_KEY_PATTERNS, "***", text)
 
 
 class KiteError(Exception):
@@ -116,6 +125,18 @@ class EnvFileError(ConfigError):
             f"{path}, line {line}: cannot parse {text.strip()[:60]!r}; "
             "expected NAME=value (quote values containing spaces or #)"
         )
+
+
+class SettingsError(ConfigError):
+    """A setting has a value of the wrong form."""
+
+    @classmethod
+    def from_validation(cls, exc: ValidationError) -> SettingsError:
+        problems = []
+        for err in exc.errors():
+            key = ".".join(str(p) for p in err["loc"]) or "?"
+            problems.append(f"{key}: {err['msg']} (got {err.get('input')!r})")
+        return cls("invalid setting " + "; ".join(problems))
 
 
 class NoProviderConfigured(ConfigError):
@@ -296,6 +317,14 @@ class AgentError(KiteError):
 
 class ToolError(AgentError):
     pass
+
+
+class ToolArgumentsError(ToolError):
+    """The arguments a model proposed do not match the tool's schema."""
+
+    def __init__(self, tool: str, problems: list[str]) -> None:
+        self.tool, self.problems = tool, problems
+        super().__init__(f"invalid arguments for tool {tool!r}: " + "; ".join(problems))
 
 
 class AgentLimitReached(AgentError):

@@ -27,34 +27,66 @@ it never breaks the call that emitted the event.
 
 from __future__ import annotations
 
-import contextlib
-import fnmatch
-import inspect
 import itertools
-import logging
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from typing import Any
 
 __all__ = ["Event", "EventBus", "Subscription", "event_context"]
 
-log = logging.getLogger("kite_lab.events")
 _ids = itertools.count(1)
 
 
-@dataclass(frozen=True, slots=True)
 class Event:
+    """One thing that happened: a name (``area:what``), its fields, a time and an id.
+
+    A plain slotted class rather than a dataclass: events are made on every call, and
+    ``dataclasses`` (with ``inspect``) would cost ``import kite_lab`` ~15 ms.
+    """
+
+    __slots__ = ("name", "data", "time", "id")
+
     name: str
     data: dict[str, Any]
-    time: float = field(default_factory=time.time)
-    id: int = field(default_factory=lambda: next(_ids))
+    time: float
+    id: int
+
+    def __init__(
+        self, name: str, data: dict[str, Any], time: float | None = None, id: int | None = None
+    ) -> None:
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "data", data)
+        object.__setattr__(self, "time", _now() if time is None else time)
+        object.__setattr__(self, "id", next(_ids) if id is None else id)
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        raise AttributeError(f"Event is immutable; cannot set {key!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Event):
+            return NotImplemented
+        return (self.name, self.data, self.time, self.id) == (
+            other.name,
+            other.data,
+            other.time,
+            other.id,
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # data is a dict: events are not hashable
+
+    def __repr__(self) -> str:
+        return f"Event(name={self.name!r}, data={self.data!r}, time={self.time!r}, id={self.id})"
 
     def to_dict(self) -> dict[str, Any]:
         return {"event": self.name, "time": self.time, "id": self.id, **self.data}
+
+
+_now = time.time
 
 
 Callback = Callable[[Event], Any]
@@ -64,7 +96,7 @@ Callback = Callable[[Event], Any]
 _context: ContextVar[dict[str, Any] | None] = ContextVar("kite_lab_event_context", default=None)
 
 
-@contextlib.contextmanager
+@contextmanager
 def event_context(**fields: Any) -> Iterator[None]:
     """Add ``fields`` to every event emitted inside the block (and tasks it starts)."""
     token = _context.set({**(_context.get() or {}), **fields})
@@ -74,19 +106,25 @@ def event_context(**fields: Any) -> Iterator[None]:
         _context.reset(token)
 
 
-@dataclass(frozen=True, slots=True)
 class Subscription:
-    pattern: str
-    callback: Callback
-    bus: EventBus
+    """A callback registered for event names matching ``pattern``; ``unsubscribe()`` ends it."""
+
+    __slots__ = ("pattern", "callback", "bus", "_glob")
+
+    def __init__(self, pattern: str, callback: Callback, bus: EventBus) -> None:
+        self.pattern = pattern
+        self.callback = callback
+        self.bus = bus
+        self._glob = any(ch in pattern for ch in "*?[")
+
+    def __repr__(self) -> str:
+        return f"Subscription(pattern={self.pattern!r}, callback={self.callback!r})"
 
     def unsubscribe(self) -> None:
         self.bus.unsubscribe(self)
 
     def matches(self, name: str) -> bool:
-        return self.pattern == name or (
-            any(ch in self.pattern for ch in "*?[") and fnmatch.fnmatchcase(name, self.pattern)
-        )
+        return self.pattern == name or (self._glob and fnmatchcase(name, self.pattern))
 
 
 class EventBus:
@@ -121,7 +159,7 @@ class EventBus:
 
     def history(self, pattern: str = "*") -> list[Event]:
         """Events still held in the bounded history whose names match ``pattern``."""
-        return [e for e in list(self._history) if fnmatch.fnmatchcase(e.name, pattern)]
+        return [e for e in list(self._history) if fnmatchcase(e.name, pattern)]
 
     def clear_history(self) -> None:
         self._history.clear()
@@ -130,10 +168,10 @@ class EventBus:
     def _deliver(sub: Subscription, event: Event) -> None:
         try:
             result = sub.callback(event)
-            if inspect.isawaitable(result):
+            if hasattr(result, "__await__"):  # a coroutine or any awaitable
                 _schedule(result, sub)
         except Exception:  # a broken observer must never break the call path
-            log.exception("event subscriber %r failed on %s", sub.callback, event.name)
+            _log().exception("event subscriber %r failed on %s", sub.callback, event.name)
 
 
 def _schedule(awaitable: Any, sub: Subscription) -> None:
@@ -160,4 +198,10 @@ async def _guard(awaitable: Any, sub: Subscription) -> None:
     try:
         await awaitable
     except Exception:
-        log.exception("async event subscriber %r failed", sub.callback)
+        _log().exception("async event subscriber %r failed", sub.callback)
+
+
+def _log() -> Any:
+    import logging  # lazily: only a failing subscriber needs it, and it costs ~10 ms
+
+    return logging.getLogger("kite_lab.events")

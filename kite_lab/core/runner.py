@@ -12,7 +12,6 @@ Clients bound to an event loop (httpx, redis.asyncio) must not be shared across 
 from __future__ import annotations
 
 import atexit
-import queue
 import threading
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 if TYPE_CHECKING:
     import asyncio
+    import queue
 
 __all__ = ["PerLoop", "background_loop", "iterate_sync", "run_sync"]
 
@@ -85,6 +85,8 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
 
 def iterate_sync(agen: AsyncIterator[T]) -> Iterator[T]:
     """Iterate an async iterator from sync code, item by item as they arrive."""
+    import queue
+
     items: queue.Queue[tuple[str, Any]] = queue.Queue()
 
     async def _pump() -> None:

@@ -200,6 +200,10 @@ class RunResult(Mapping[str, Any]):
     cost_usd: float | None = 0.0
     latency_s: float = 0.0
     error: str | None = None
+    #: the failing error's class name (``"RateLimitError"``), so callers need not parse ``error``
+    error_type: str | None = None
+    #: seconds the provider asked to wait before retrying, when it said so
+    retry_after: float | None = None
     agent: str | None = None
 
     @property

@@ -36,8 +36,8 @@ from typing import TYPE_CHECKING, Any
 from kite_lab.core.errors import InvalidInput
 from kite_lab.core.runner import run_sync
 from kite_lab.memory.cache_stores import CacheStore, MemoryCacheStore
-from kite_lab.safety.clock import SYSTEM_CLOCK, Clock
-from kite_lab.safety.redis_client import describe_redis_error, is_redis_error
+from kite_lab.backends.clock import SYSTEM_CLOCK, Clock
+from kite_lab.backends.redis_client import describe_redis_error, is_redis_error
 
 if TYPE_CHECKING:
     from kite_lab.core.config import KiteSettings
@@ -202,7 +202,7 @@ class ResponseCache:
     async def aclose(self) -> None:
         """Close this loop's Redis connections (they reopen on next use)."""
         if self.store.shared:
-            from kite_lab.safety.redis_client import aclose_redis_clients
+            from kite_lab.backends.redis_client import aclose_redis_clients
 
             await aclose_redis_clients()
 

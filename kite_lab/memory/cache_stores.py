@@ -15,8 +15,8 @@ import threading
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 
-from kite_lab.safety.clock import SYSTEM_CLOCK, Clock
-from kite_lab.safety.redis_client import LuaScript, key_join, redis_client
+from kite_lab.backends.clock import SYSTEM_CLOCK, Clock
+from kite_lab.backends.redis_client import LuaScript, key_join, redis_client
 
 __all__ = ["CacheStore", "MemoryCacheStore", "RedisCacheStore", "glob_escape"]
 

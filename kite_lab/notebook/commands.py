@@ -177,7 +177,7 @@ def _breaker(magics: KiteMagics, cmd: KiteCommand, ns: Mapping[str, Any]) -> Any
     args = parser.parse_args(list(cmd.args))
     ai = magics.ai
     if args.action == "status":
-        from kite_lab.notebook.frames import breakers_df
+        from kite_lab.frames import breakers_df
 
         if args.provider:
             return ai.breaker_for(args.provider).get_stats()
@@ -199,7 +199,7 @@ def _call(func: Callable[..., Any], *args: Any) -> Any:
 
 
 def _history(magics: KiteMagics, cmd: KiteCommand, ns: Mapping[str, Any]) -> Any:
-    from kite_lab.notebook.frames import history_df, sessions_df
+    from kite_lab.frames import history_df, sessions_df
 
     if len(cmd.args) > 1:
         raise UsageError("usage: %kite history [SESSION]")
@@ -222,19 +222,19 @@ def _reset(magics: KiteMagics, cmd: KiteCommand, ns: Mapping[str, Any]) -> Any:
 
 
 def _calls(magics: KiteMagics, cmd: KiteCommand, ns: Mapping[str, Any]) -> Any:
-    from kite_lab.notebook.frames import calls_df
+    from kite_lab.frames import calls_df
 
     return calls_df(magics.ai)
 
 
 def _metrics(magics: KiteMagics, cmd: KiteCommand, ns: Mapping[str, Any]) -> Any:
-    from kite_lab.notebook.frames import metrics_df
+    from kite_lab.frames import metrics_df
 
     return metrics_df(magics.ai)
 
 
 def _cost(magics: KiteMagics, cmd: KiteCommand, ns: Mapping[str, Any]) -> Any:
-    from kite_lab.notebook.frames import cost_df
+    from kite_lab.frames import cost_df
 
     frame = cost_df(magics.ai)
     total = frame["cost_usd"].sum(min_count=1) if len(frame) else 0.0

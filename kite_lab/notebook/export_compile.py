@@ -205,7 +205,7 @@ class Compiler:
 
     # -- the notebook ----------------------------------------------------------------
     def compile(self) -> CompiledNotebook:
-        from kite_lab import __version__
+        from kite_lab._version import __version__
 
         chunks: list[tuple[int, list[str]]] = []
         for number, cell in enumerate(self.cells, 1):

@@ -32,7 +32,7 @@ from IPython.core.magic import (
 from traitlets import Bool, Dict, Enum, Float, Int, TraitError, Unicode
 
 from kite_lab.core.errors import ConfigError
-from kite_lab.notebook.errors import with_short_errors
+from kite_lab.notebook.short_errors import with_short_errors
 from kite_lab.notebook.magic_args import FORMATS, cell_help
 
 if TYPE_CHECKING:

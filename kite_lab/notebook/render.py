@@ -176,7 +176,7 @@ def provenance(
     cached: bool | None = None,
 ) -> dict[str, Any]:
     """What produced an output, for ``metadata["kite_lab"]`` (export --check reads it)."""
-    from kite_lab import __version__
+    from kite_lab._version import __version__
 
     info: dict[str, Any] = {
         "target": target,

@@ -348,7 +348,7 @@ class KiteMetrics:
         )
         self.build_info = gauge("kite_build_info", "kite_lab version", "max", version=OTHER)
 
-        from kite_lab import __version__
+        from kite_lab._version import __version__
 
         self.build_info.labels(version=__version__).set(1)
         self._multiprocess = multiprocess_enabled()

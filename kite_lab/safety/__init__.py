@@ -18,7 +18,7 @@ if TYPE_CHECKING:
         build_breaker,
     )
     from kite_lab.safety.classify import classify
-    from kite_lab.safety.clock import FakeClock, SystemClock
+    from kite_lab.backends.clock import FakeClock, SystemClock
     from kite_lab.safety.idempotency import (
         IdempotencyManager,
         JSONSerializer,

@@ -41,7 +41,7 @@ from kite_lab.safety.breaker_stores import (
     Transition,
 )
 from kite_lab.safety.classify import Outcome, classify
-from kite_lab.safety.clock import SYSTEM_CLOCK, Clock
+from kite_lab.backends.clock import SYSTEM_CLOCK, Clock
 
 if TYPE_CHECKING:
     from kite_lab.core.config import KiteSettings

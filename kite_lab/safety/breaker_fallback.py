@@ -33,7 +33,7 @@ from kite_lab.safety.breaker_stores import (
     RedisBreakerStore,
     Snapshot,
 )
-from kite_lab.safety.redis_client import describe_redis_error, is_redis_error
+from kite_lab.backends.redis_client import describe_redis_error, is_redis_error
 
 if TYPE_CHECKING:
     from kite_lab.safety.breaker import CircuitBreakerConfig

@@ -28,8 +28,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from kite_lab.safety.clock import SYSTEM_CLOCK, Clock
-from kite_lab.safety.redis_client import LUA_NOW, LuaScript, key_join, redis_client
+from kite_lab.backends.clock import SYSTEM_CLOCK, Clock
+from kite_lab.backends.redis_client import LUA_NOW, LuaScript, key_join, redis_client
 
 if TYPE_CHECKING:
     from kite_lab.safety.breaker import CircuitBreakerConfig

@@ -51,12 +51,12 @@ from kite_lab.core.errors import (
     StoreUnavailable,
 )
 from kite_lab.core.runner import run_sync
-from kite_lab.safety.clock import SYSTEM_CLOCK, Clock
+from kite_lab.backends.clock import SYSTEM_CLOCK, Clock
 from kite_lab.safety.idempotency_stores import (
     IdempotencyStore,
     MemoryIdempotencyStore,
 )
-from kite_lab.safety.redis_client import describe_redis_error, is_redis_error
+from kite_lab.backends.redis_client import describe_redis_error, is_redis_error
 
 if TYPE_CHECKING:
     from kite_lab.core.config import KiteSettings
@@ -438,7 +438,7 @@ class IdempotencyManager:
     async def aclose(self) -> None:
         """Close this loop's Redis connections (they reopen on next use)."""
         if self.store.backend == "redis":
-            from kite_lab.safety.redis_client import aclose_redis_clients
+            from kite_lab.backends.redis_client import aclose_redis_clients
 
             await aclose_redis_clients()
 

@@ -23,8 +23,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
-from kite_lab.safety.clock import SYSTEM_CLOCK, Clock
-from kite_lab.safety.redis_client import LUA_NOW, LuaScript, key_join, redis_client
+from kite_lab.backends.clock import SYSTEM_CLOCK, Clock
+from kite_lab.backends.redis_client import LUA_NOW, LuaScript, key_join, redis_client
 
 __all__ = ["BeginResult", "IdempotencyStore", "MemoryIdempotencyStore", "RedisIdempotencyStore"]
 

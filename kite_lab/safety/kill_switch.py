@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from kite_lab.core.errors import InvalidInput, KillSwitchError
 from kite_lab.core.runner import run_sync
-from kite_lab.safety.redis_client import (
+from kite_lab.backends.redis_client import (
     describe_redis_error,
     is_redis_error,
     key_join,
@@ -187,7 +187,7 @@ class KillSwitch:
     async def aclose(self) -> None:
         """Close this loop's Redis connections (they reopen on next use)."""
         if self._url is not None:
-            from kite_lab.safety.redis_client import aclose_redis_clients
+            from kite_lab.backends.redis_client import aclose_redis_clients
 
             await aclose_redis_clients()
 

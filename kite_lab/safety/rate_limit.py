@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from kite_lab.core.errors import InvalidInput, RateLimitExceeded
 from kite_lab.core.runner import PerLoop, run_sync
-from kite_lab.safety.redis_client import (
+from kite_lab.backends.redis_client import (
     COMMAND_TIMEOUT,
     CONNECT_TIMEOUT,
     MAX_CONNECTIONS,

@@ -119,7 +119,7 @@ def create_app(
     """
     from fastapi import FastAPI
 
-    from kite_lab import __version__
+    from kite_lab._version import __version__
     from kite_lab.kite import Kite
     from kite_lab.observability.logging import add_secrets, attach_event_logging
     from kite_lab.observability.metrics import LabelPolicy, get_metrics
@@ -255,7 +255,7 @@ async def _shutdown(state: ServiceState) -> None:
                 "shutdown_close_failed", exc_info=True, extra={"event": "shutdown_close_failed"}
             )
     try:
-        from kite_lab.safety.redis_client import aclose_redis_clients
+        from kite_lab.backends.redis_client import aclose_redis_clients
 
         await aclose_redis_clients()
     except Exception:

@@ -38,7 +38,7 @@ class HealthChecker:
         self._locks: dict[str, asyncio.Lock] = {}
 
     async def check(self) -> tuple[dict[str, Any], int]:
-        from kite_lab import __version__
+        from kite_lab._version import __version__
 
         state = self._state
         kite = state.kite
@@ -129,7 +129,7 @@ class HealthChecker:
 
 
 async def _ping_redis(url: str) -> None:
-    from kite_lab.safety.redis_client import redis_client
+    from kite_lab.backends.redis_client import redis_client
 
     await redis_client(url).ping()
 

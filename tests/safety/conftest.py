@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from kite_lab.core.events import EventBus
-from kite_lab.safety.clock import FakeClock
+from kite_lab.backends.clock import FakeClock
 
 WORKERS = Path(__file__).resolve().parent / "safety_workers.py"
 
@@ -28,7 +28,7 @@ WORKERS = Path(__file__).resolve().parent / "safety_workers.py"
 async def _close_this_loops_redis_clients() -> Any:
     """Each async test has its own loop: close its Redis connections before it ends."""
     yield
-    from kite_lab.safety.redis_client import aclose_redis_clients
+    from kite_lab.backends.redis_client import aclose_redis_clients
 
     await aclose_redis_clients()
 

@@ -16,8 +16,8 @@ import sys
 import time
 from typing import Any
 
-from kite_lab.safety.clock import FakeClock
-from kite_lab.safety.redis_client import redis_client
+from kite_lab.backends.clock import FakeClock
+from kite_lab.backends.redis_client import redis_client
 
 
 async def barrier(url: str, key: str, parties: int, timeout: float = 60.0) -> None:

@@ -27,7 +27,7 @@ from kite_lab.safety.breaker import (
 )
 from kite_lab.safety.breaker_fallback import FallbackBreakerStore
 from kite_lab.safety.breaker_stores import MemoryBreakerStore, RedisBreakerStore
-from kite_lab.safety.clock import FakeClock
+from kite_lab.backends.clock import FakeClock
 
 STAT_KEYS = {
     "name", "state", "total_calls", "successful_calls", "failed_calls", "rejected_calls",

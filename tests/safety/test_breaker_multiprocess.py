@@ -13,7 +13,7 @@ import pytest
 
 from kite_lab.safety.breaker import CircuitBreaker, CircuitBreakerConfig
 from kite_lab.safety.breaker_stores import RedisBreakerStore
-from kite_lab.safety.redis_client import redis_client
+from kite_lab.backends.redis_client import redis_client
 from kite_lab.testing import Fault
 
 PROCESSES, TASKS = 4, 50

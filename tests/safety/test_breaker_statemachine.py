@@ -31,8 +31,8 @@ from hypothesis.stateful import (
 from kite_lab.core.errors import BadRequestError, CircuitBreakerError, ServerError
 from kite_lab.safety.breaker import CircuitBreaker, CircuitBreakerConfig
 from kite_lab.safety.breaker_stores import MemoryBreakerStore, RedisBreakerStore
-from kite_lab.safety.clock import FakeClock
-from kite_lab.safety.redis_client import aclose_redis_clients
+from kite_lab.backends.clock import FakeClock
+from kite_lab.backends.redis_client import aclose_redis_clients
 
 TIMEOUT, LEASE = 100.0, 230.0
 STEPS = (0.7, 33.3, 101.1, 250.9)
@@ -128,7 +128,7 @@ class BreakerMachine(RuleBasedStateMachine):
             return self.clock.now()
 
         async def server_time() -> float:
-            from kite_lab.safety.redis_client import redis_client
+            from kite_lab.backends.redis_client import redis_client
 
             seconds, micros = await redis_client(self.redis_url).time()
             return seconds + micros / 1e6
@@ -204,7 +204,7 @@ class BreakerMachine(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         if self.backend == "redis" and self.breaker is not None:
-            from kite_lab.safety.redis_client import redis_client
+            from kite_lab.backends.redis_client import redis_client
 
             async def drop(keys: tuple[str, ...]) -> None:
                 await redis_client(self.redis_url).delete(*keys)

@@ -15,7 +15,7 @@ from kite_lab.core.errors import (
 )
 from kite_lab.core.events import EventBus
 from kite_lab.core.runner import run_sync
-from kite_lab.safety.clock import FakeClock
+from kite_lab.backends.clock import FakeClock
 from kite_lab.safety.idempotency import (
     IdempotencyManager,
     Lease,
@@ -329,7 +329,7 @@ def test_build_idempotency_from_settings(redis_url, redis_prefix):
 
 
 async def test_redis_keys_have_a_ttl_and_live_under_the_prefix(redis_url, redis_prefix):
-    from kite_lab.safety.redis_client import redis_client
+    from kite_lab.backends.redis_client import redis_client
 
     manager = IdempotencyManager(RedisIdempotencyStore(redis_url, redis_prefix, FakeClock()))
     await manager.aexecute("done", lambda: 1, ttl=100)

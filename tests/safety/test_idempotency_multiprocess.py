@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from kite_lab.safety.clock import FakeClock
+from kite_lab.backends.clock import FakeClock
 from kite_lab.safety.idempotency import IdempotencyManager, Lease
 from kite_lab.safety.idempotency_stores import RedisIdempotencyStore
 

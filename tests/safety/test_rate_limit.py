@@ -80,7 +80,7 @@ async def test_redis_counts_are_shared_by_replicas(redis_url, redis_prefix):
     assert (await a.hit("ip")).allowed and (await b.hit("ip")).allowed
     assert (await a.hit("ip")).allowed
     assert not (await b.hit("ip")).allowed
-    from kite_lab.safety.redis_client import redis_client
+    from kite_lab.backends.redis_client import redis_client
 
     keys = [k async for k in redis_client(redis_url).scan_iter(match=redis_prefix + "*")]
     assert keys and all(k.startswith(redis_prefix + "ratelimit:") for k in keys)

@@ -17,7 +17,7 @@ from kite_lab.core.types import Completion, Message, ToolSpec, Usage
 from kite_lab.memory.cache import ResponseCache, build_cache
 from kite_lab.memory.cache_stores import MemoryCacheStore, RedisCacheStore, glob_escape
 from kite_lab.providers.base import LLMRequest
-from kite_lab.safety.redis_client import redis_client
+from kite_lab.backends.redis_client import redis_client
 
 
 @pytest.fixture

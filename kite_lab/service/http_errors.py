@@ -1,9 +1,13 @@
-"""kite_lab errors -> HTTP statuses and JSON error bodies, in one table.
+"""kite_lab errors -> HTTP statuses and JSON error bodies, in one table; ``send_json``.
 
 Why a table keyed by class name: the same mapping serves exceptions raised by the
 pipeline (walked along their MRO, so a subclass inherits its parent's status unless
-listed) and agent results, which carry the failing class as text (``"KillSwitchError:
-..."``), so ``/complete`` and ``/agents/{name}/run`` answer the same failure alike.
+listed) and agent results, which carry the failing class's name in
+``RunResult.error_type`` (and the provider's ``retry_after``), so ``/complete`` and
+``/agents/{name}/run`` answer the same failure alike without parsing message text.
+
+``send_json`` writes such a body straight to an ASGI ``send``: the middleware and the
+Idempotency-Key layer answer before the app is reached, without building a Response.
 
 Every message goes through ``redact`` with the service's known secrets; a provider's
 authentication failure never echoes the provider's text, which can quote part of the key.
@@ -11,14 +15,23 @@ authentication failure never echoes the provider's text, which can quote part of
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from kite_lab.core.errors import redact
 
-__all__ = ["HTTPError", "http_error_for", "http_error_for_name", "retry_after_header"]
+__all__ = [
+    "HTTPError",
+    "http_error_for",
+    "http_error_for_name",
+    "retry_after_header",
+    "send_json",
+]
+
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 
 @dataclass
@@ -121,3 +134,14 @@ def _providers() -> list[str]:
     from kite_lab.providers.registry import available_providers
 
     return available_providers()
+
+
+async def send_json(
+    send: Send, status: int, body: Any, headers: dict[str, str] | None = None
+) -> None:
+    """Answer an ASGI request with ``body`` as JSON (content-length set)."""
+    payload = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+    raw += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": payload})

@@ -1,0 +1,3 @@
+"""The kite_lab version, in a module of its own so nothing imports the package root for it."""
+
+__version__ = "0.1.0"

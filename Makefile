@@ -51,6 +51,7 @@ bench-quick: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check kite_lab tests bench
+	$(VENV)/bin/mypy
 
 clean:
 	rm -rf $(VENV) .kite notebooks/out

@@ -27,11 +27,11 @@ from _common import Figure, parse_args, report, summarize  # noqa: E402
 from kite_lab.core.config import load_settings  # noqa: E402
 from kite_lab.core.types import Message  # noqa: E402
 from kite_lab.providers.base import LLMRequest  # noqa: E402
-from kite_lab.providers.local import (  # noqa: E402
+from kite_lab.providers.local import LocalProvider  # noqa: E402
+from kite_lab.providers.local_model import (  # noqa: E402
     DEFAULT_MODEL,
     N_CTX,
     LocalModel,
-    LocalProvider,
     bundled_model_path,
 )
 

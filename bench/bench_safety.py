@@ -60,10 +60,10 @@ async def _paired(ours: Callable[[], Awaitable[Any]], base: Callable[[], Awaitab
 # -- breaker overhead ----------------------------------------------------------------------
 
 async def breaker_overhead(number: int, repeat: int, redis: bool) -> list[Figure]:
+    from kite_lab.backends.redis_client import aclose_redis_clients, redis_client
     from kite_lab.safety.breaker import CircuitBreaker
     from kite_lab.safety.breaker_fallback import FallbackBreakerStore
-    from kite_lab.safety.breaker_stores import RedisBreakerStore
-    from kite_lab.backends.redis_client import aclose_redis_clients, redis_client
+    from kite_lab.safety.breaker_redis import RedisBreakerStore
 
     async def noop() -> None:
         return None
@@ -143,13 +143,13 @@ def sync_breaker_vs_pybreaker(number: int, repeat: int) -> list[Figure]:
 # -- cache hit vs miss -----------------------------------------------------------------------
 
 async def cache_hit_vs_miss(server: Any, number: int, repeat: int, redis: bool) -> list[Figure]:
+    from kite_lab.backends.redis_client import aclose_redis_clients
     from kite_lab.core.config import load_settings
     from kite_lab.core.types import Message
     from kite_lab.memory.cache import ResponseCache
     from kite_lab.memory.cache_stores import RedisCacheStore
     from kite_lab.providers.base import LLMRequest
     from kite_lab.providers.openai_compat import OpenAIProvider
-    from kite_lab.backends.redis_client import aclose_redis_clients
 
     provider = OpenAIProvider(load_settings(
         {"openai_api_key": "sk-bench", "openai_base_url": server.openai_base_url},

@@ -32,10 +32,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    try:
-        from kite_lab.notebook.demo import run_demo
-    except ImportError:  # notebook extra not installed: the plain-Python tour
-        from kite_lab.demo import run_tour as run_demo
+    from kite_lab.demo import run_demo  # the plain tour when the notebook extra is missing
+
     return run_demo()
 
 

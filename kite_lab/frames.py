@@ -69,7 +69,12 @@ def _frame(columns: Mapping[str, list[Any]], dtypes: Mapping[str, str],
            times: list[float] | None = None) -> pd.DataFrame:
     import pandas as pd
 
-    data = {name: pd.array(columns.get(name, []), dtype=dtype) for name, dtype in dtypes.items()}
+    data = {}
+    for name, dtype in dtypes.items():
+        values = columns.get(name, [])
+        if dtype == "float64":  # NaN for "unknown"; numpy would refuse None
+            values = [_num(v) for v in values]
+        data[name] = pd.array(values, dtype=dtype)
     index = None
     if times is not None:
         index = pd.DatetimeIndex(pd.to_datetime(times, unit="s", utc=True), name="time")
@@ -233,6 +238,12 @@ def breaker_events_df(source: Any) -> pd.DataFrame:
     return _frame(cols, BREAKER_EVENT_COLUMNS, times)
 
 
+#: the keys of ``CircuitBreaker.get_stats()`` (a Redis store may add its own after these)
+BREAKER_COLUMNS = ["name", "state", "total_calls", "successful_calls", "failed_calls",
+                   "rejected_calls", "success_rate", "consecutive_failures", "open_until",
+                   "last_failure", "half_open_permits_in_use", "backend"]
+
+
 def breakers_df(ai: Any) -> pd.DataFrame:
     """The current stats of every breaker built so far (one row each)."""
     import pandas as pd
@@ -244,7 +255,7 @@ def breakers_df(ai: Any) -> pd.DataFrame:
     except KiteError:
         breakers = {}
     rows = [breaker.get_stats() for breaker in breakers.values()]
-    return pd.DataFrame(rows) if rows else pd.DataFrame(columns=["name", "state"])
+    return pd.DataFrame(rows) if rows else pd.DataFrame(columns=BREAKER_COLUMNS)
 
 
 # -- agents ----------------------------------------------------------------------------
@@ -269,7 +280,7 @@ def runs_df(source: Any) -> pd.DataFrame:
         times.append(event.time)
         for column in RUN_COLUMNS:
             value = d.get(column)
-            cols[column].append(_num(value) if column == "cost_usd" else value)
+            cols[column].append(value)
     return _frame(cols, RUN_COLUMNS, times)
 
 

@@ -13,19 +13,34 @@ from __future__ import annotations
 
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast, overload
 
 from kite_lab.core.errors import ConfigError
 from kite_lab.core.events import EventBus
 from kite_lab.core.runner import iterate_sync, run_sync
-from kite_lab.core.types import Completion, Message, StreamChunk, ToolSpec
+from kite_lab.core.types import Completion, Message, RunResult, StreamChunk, ToolSpec
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from kite_lab.agents.base import Agent
+    from kite_lab.agents.tools import Tool, ToolRegistry
     from kite_lab.core.config import KiteConfig, KiteSettings
+    from kite_lab.memory.cache import ResponseCache
+    from kite_lab.memory.documents import LoadSummary, ProgressCallback
+    from kite_lab.memory.sessions import SessionStore
+    from kite_lab.memory.vector import VectorMemory
+    from kite_lab.observability.tracing import Tracer
     from kite_lab.pipeline import CallPipeline
     from kite_lab.providers.base import LLMProvider, LLMRequest
+    from kite_lab.providers.embeddings import EmbeddingProvider
+    from kite_lab.safety.breaker import CircuitBreaker
+    from kite_lab.safety.idempotency import IdempotencyManager
+    from kite_lab.safety.kill_switch import KillSwitch
 
 __all__ = ["Kite"]
+
+_T = TypeVar("_T")
 
 # Which settings each lazily built component is made from: changing one rebuilds it.
 _COMPONENT_KEYS: dict[str, tuple[str, ...]] = {
@@ -48,18 +63,21 @@ class Kite:
     >>> ai.complete("What is the capital of France? Answer in one sentence.")
     """
 
-    def __init__(self, config: Mapping[str, Any] | None = None, *, env_file: str | None = ".env"):
+    def __init__(
+        self, config: Mapping[str, Any] | None = None, *, env_file: str | None = ".env"
+    ) -> None:
         self._overrides = dict(config or {})
         self._env_file = env_file
         self._settings: KiteSettings | None = None
         self._config: KiteConfig | None = None
         self._lock = threading.RLock()
-        self._components: dict[str, Any] = {}
+        self._components: dict[str, object] = {}
         self._providers: dict[str, LLMProvider] = {}
-        self._breakers: dict[str, Any] = {}
+        self._breakers: dict[str, CircuitBreaker] = {}
         self._pipeline: CallPipeline | None = None
-        self._tools: Any = None
-        self.agents: dict[str, Any] = {}
+        self._tools: ToolRegistry | None = None
+        #: agents made by ``create_agent``, by name
+        self.agents: dict[str, Agent] = {}
         self.event_bus = EventBus()
         if self._overrides:
             self._load_settings()
@@ -108,7 +126,7 @@ class Kite:
             if callable(close) and component in ("vector_memory", "session_memory"):
                 close()  # release file locks and pooled connections of the old store
 
-    def _component(self, name: str, build: Callable[[], Any]) -> Any:
+    def _component(self, name: str, build: Callable[[], _T]) -> _T:
         component = self._components.get(name)
         if component is None:
             with self._lock:
@@ -116,7 +134,7 @@ class Kite:
                 if component is None:
                     component = build()
                     self._components[name] = component
-        return component
+        return cast(_T, component)
 
     # -- providers -----------------------------------------------------------------
     def resolve(self, model: str | None = None) -> tuple[str, str]:
@@ -149,7 +167,7 @@ class Kite:
         return self.provider()
 
     # -- safety components -------------------------------------------------------------
-    def breaker_for(self, provider: str) -> Any:
+    def breaker_for(self, provider: str) -> CircuitBreaker:
         """The circuit breaker protecting ``provider`` (one per provider)."""
         breaker = self._breakers.get(provider)
         if breaker is None:
@@ -163,27 +181,27 @@ class Kite:
         return breaker
 
     @property
-    def circuit_breaker(self) -> Any:
+    def circuit_breaker(self) -> CircuitBreaker:
         """The default provider's breaker (``ai.circuit_breaker.state.value``)."""
         return self.breaker_for(self.provider_name)
 
     @property
-    def breakers(self) -> dict[str, Any]:
+    def breakers(self) -> dict[str, CircuitBreaker]:
         """Every breaker built so far, by provider (the default one included)."""
         self.circuit_breaker  # noqa: B018 - builds the default breaker
         return dict(self._breakers)
 
-    def response_cache(self) -> Any | None:
+    def response_cache(self) -> ResponseCache | None:
         """The response cache, or None when CACHE_BACKEND=none."""
         return self._component("cache", self._build_cache) or None
 
-    def _build_cache(self) -> Any:
+    def _build_cache(self) -> ResponseCache | Literal[False]:
         from kite_lab.memory.cache import build_cache
 
         return build_cache(self.settings, self.event_bus) or False  # False: built, disabled
 
     @property
-    def cache(self) -> Any:
+    def cache(self) -> ResponseCache:
         cache = self.response_cache()
         if cache is None:
             raise ConfigError(
@@ -196,7 +214,7 @@ class Kite:
         return self.settings.cache_ttl
 
     @property
-    def idempotency(self) -> Any:
+    def idempotency(self) -> IdempotencyManager:
         from kite_lab.safety.idempotency import build_idempotency
 
         return self._component(
@@ -204,7 +222,7 @@ class Kite:
         )
 
     @property
-    def kill_switch(self) -> Any:
+    def kill_switch(self) -> KillSwitch:
         from kite_lab.safety.kill_switch import build_kill_switch
 
         return self._component(
@@ -227,7 +245,7 @@ class Kite:
         messages: Sequence[Message | Mapping[str, Any]] | None = None,
         model: str | None = None,
         system: str | None = None,
-        tools: Iterable[Any] | None = None,
+        tools: Iterable[Tool | ToolSpec | Mapping[str, Any]] | None = None,
         tool_choice: str | dict[str, Any] | None = None,
         **params: Any,
     ) -> tuple[LLMProvider, LLMRequest]:
@@ -301,7 +319,7 @@ class Kite:
 
     # -- memory ----------------------------------------------------------------------
     @property
-    def embeddings(self) -> Any:
+    def embeddings(self) -> EmbeddingProvider:
         from kite_lab.providers.embeddings import build_embeddings
 
         return self._component("embeddings", lambda: build_embeddings(self.settings))
@@ -313,7 +331,7 @@ class Kite:
         return self.embeddings.embed_batch(texts)
 
     @property
-    def vector_memory(self) -> Any:
+    def vector_memory(self) -> VectorMemory:
         from kite_lab.memory.vector import build_vector_memory
 
         return self._component(
@@ -322,14 +340,19 @@ class Kite:
         )
 
     @property
-    def session_memory(self) -> Any:
+    def session_memory(self) -> SessionStore:
         from kite_lab.memory.sessions import build_session_store
 
         return self._component(
             "session_memory", lambda: build_session_store(self.settings, self.event_bus)
         )
 
-    def load_document(self, path: str, doc_id: str | None = None, progress: Any = True) -> Any:
+    def load_document(
+        self,
+        path: str | Path,
+        doc_id: str | None = None,
+        progress: bool | ProgressCallback = True,
+    ) -> LoadSummary:
         """Load a file or a directory into vector memory; returns a summary."""
         from kite_lab.memory.documents import load_document
 
@@ -337,7 +360,7 @@ class Kite:
 
     # -- agents and tools ----------------------------------------------------------------
     @property
-    def tools(self) -> Any:
+    def tools(self) -> ToolRegistry:
         """The tools created on this Kite (``ai.create_tool`` / ``@ai.tool``)."""
         if self._tools is None:
             from kite_lab.agents.tools import ToolRegistry
@@ -350,13 +373,30 @@ class Kite:
         name: str,
         func: Callable[..., Any],
         description: str | None = None,
-        **options: Any,
-    ) -> Any:
+        *,
+        run_in_thread: bool | None = None,
+        timeout: float | None = None,
+    ) -> Tool:
         """A tool whose JSON schema comes from ``func``'s type hints and docstring.
 
         Options: ``run_in_thread`` (sync functions), ``timeout`` (seconds).
         """
-        return self.tools.create(name, func, description, **options)
+        return self.tools.create(
+            name, func, description, run_in_thread=run_in_thread, timeout=timeout
+        )
+
+    @overload
+    def tool(self, func: Callable[..., Any], /) -> Tool: ...
+
+    @overload
+    def tool(
+        self,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        run_in_thread: bool | None = None,
+        timeout: float | None = None,
+    ) -> Callable[[Callable[..., Any]], Tool]: ...
 
     def tool(
         self,
@@ -364,37 +404,57 @@ class Kite:
         *,
         name: str | None = None,
         description: str | None = None,
-        **options: Any,
-    ) -> Any:
+        run_in_thread: bool | None = None,
+        timeout: float | None = None,
+    ) -> Tool | Callable[[Callable[..., Any]], Tool]:
         """Decorator form of ``create_tool``: ``@ai.tool`` or ``@ai.tool(name=...)``."""
 
-        def register(f: Callable[..., Any]) -> Any:
-            return self.create_tool(name or f.__name__, f, description, **options)
+        def register(f: Callable[..., Any]) -> Tool:
+            return self.create_tool(
+                name or f.__name__, f, description, run_in_thread=run_in_thread, timeout=timeout
+            )
 
         return register(func) if func is not None else register
 
-    def create_agent(self, name: str, system_prompt: str = "", **options: Any) -> Any:
+    def create_agent(self, name: str, system_prompt: str = "", **options: Any) -> Agent:
         """An agent (types: base, react, plan_execute); see ``kite_lab.agents``."""
         from kite_lab.agents.factory import create_agent
 
         agent = create_agent(self, name, system_prompt, **options)
         self.agents[name] = agent
+        self._prepare_calls(agent.model)
         return agent
 
-    async def aprocess(self, tasks: Iterable[Any], concurrency: int = 10) -> list[Any]:
+    def _prepare_calls(self, model: str | None) -> None:
+        """Load now what the first model call would load (registry entry points, provider,
+        its SDK, breaker, kill switch, pipeline), so it does not run on the event loop
+        while the first hundred runs wait for it. Best effort: a missing key or provider
+        still fails the run, as before, not the creation."""
+        from kite_lab.core.errors import KiteError
+
+        try:
+            provider = self.provider(self.resolve(model)[0])
+            provider.load_sdk()
+            self.breaker_for(provider.name)
+            self.kill_switch  # noqa: B018 - builds it
+            self.pipeline  # noqa: B018
+        except (KiteError, ImportError):
+            pass
+
+    async def aprocess(self, tasks: Iterable[Any], concurrency: int = 10) -> list[RunResult]:
         from kite_lab.agents.batch import process
 
         return await process(self, tasks, concurrency=concurrency)
 
-    def process(self, tasks: Iterable[Any], concurrency: int = 10) -> list[Any]:
+    def process(self, tasks: Iterable[Any], concurrency: int = 10) -> list[RunResult]:
         """Run many agent tasks concurrently, at most ``concurrency`` at a time."""
         return run_sync(self.aprocess(tasks, concurrency))
 
-    def enable_tracing(self, path: str) -> Any:
+    def enable_tracing(self, path: str | Path) -> Tracer:
         """Write every event as a JSON line to ``path`` (secrets redacted)."""
         from kite_lab.observability.tracing import enable_tracing
 
-        return enable_tracing(self, path)
+        return enable_tracing(self.event_bus, path, secrets=lambda: self.settings.secret_values())
 
     # -- lifecycle ---------------------------------------------------------------------
     async def aclose(self) -> None:

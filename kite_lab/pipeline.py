@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, Protocol
 
 from kite_lab.core.errors import KiteError, ProviderError
@@ -23,20 +24,47 @@ if TYPE_CHECKING:
     from kite_lab.core.events import EventBus
     from kite_lab.providers.base import LLMProvider, LLMRequest
 
-__all__ = ["CallPipeline", "PipelineParts"]
+__all__ = ["Breaker", "CallPipeline", "KillSwitchCheck", "PipelineParts", "ResponseStore"]
+
+
+# What the pipeline needs of each component, as protocols: the pipeline sits below
+# safety/ and memory/, so it names what it calls, not their classes.
+class Breaker(Protocol):
+    """A circuit breaker: ``async with breaker.guard():`` around each provider call."""
+
+    def guard(self) -> AbstractAsyncContextManager[object]: ...
+
+
+class ResponseStore(Protocol):
+    """The response cache (``memory.cache.ResponseCache``)."""
+
+    async def aget(self, key: str, default: Any = None) -> Any: ...
+
+    async def aset(self, key: str, value: Any, ttl: float | None = None) -> None: ...
+
+    async def aget_or_set(
+        self, key: str, func: Callable[[], Any], ttl: float | None = None
+    ) -> Any: ...
+
+
+class KillSwitchCheck(Protocol):
+    """The kill switch: ``acheck()`` raises KillSwitchError while it is active."""
+
+    async def acheck(self) -> None: ...
 
 
 class PipelineParts(Protocol):
     """What the pipeline needs from the facade (the Kite object provides it)."""
 
-    event_bus: EventBus
+    @property
+    def event_bus(self) -> EventBus: ...
 
-    def breaker_for(self, provider: str) -> Any: ...
+    def breaker_for(self, provider: str) -> Breaker: ...
 
-    def response_cache(self) -> Any | None: ...
+    def response_cache(self) -> ResponseStore | None: ...
 
     @property
-    def kill_switch(self) -> Any: ...
+    def kill_switch(self) -> KillSwitchCheck: ...
 
     @property
     def cache_ttl(self) -> int: ...

@@ -8,39 +8,44 @@ back in the order of ``tasks``.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from kite_lab.core.errors import InvalidInput
 from kite_lab.core.runner import gather_bounded
 from kite_lab.core.types import RunResult
 
 from .base import Agent
-
-if TYPE_CHECKING:
-    from kite_lab.kite import Kite
+from .lookup import AgentDirectory, resolve_agent
 
 __all__ = ["process"]
 
 
-async def process(kite: Kite, tasks: Iterable[Any], concurrency: int = 10) -> list[RunResult]:
+async def process(
+    kite: AgentDirectory, tasks: Iterable[Any], concurrency: int = 10
+) -> list[RunResult]:
     """Run ``tasks`` -- ``(agent_or_name, input)`` pairs or ``{"agent", "input"}`` dicts
     (optionally with ``context`` and ``session_id``) -- and return their RunResults."""
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise InvalidInput(f"concurrency must be an int >= 1, got {concurrency!r}")
     jobs = [_job(kite, index, task) for index, task in enumerate(tasks)]
-    outcomes = await gather_bounded(
-        [lambda job=job: job[0].run(job[1], job[2], session_id=job[3]) for job in jobs], concurrency
-    )
+    outcomes = await gather_bounded([functools.partial(_run, job) for job in jobs], concurrency)
     results: list[RunResult] = []
     for (agent, *_), outcome in zip(jobs, outcomes, strict=True):
         if isinstance(outcome, BaseException):  # run() returns failures; this is a cancellation
-            outcome = RunResult(agent=agent.name, error=f"{type(outcome).__name__}: {outcome}")
+            kind = type(outcome).__name__
+            outcome = RunResult(agent=agent.name, error=f"{kind}: {outcome}", error_type=kind)
         results.append(outcome)
     return results
 
 
-def _job(kite: Kite, index: int, task: Any) -> tuple[Agent, str, Any, str | None]:
+async def _run(job: tuple[Agent, str, Any, str | None]) -> RunResult:
+    agent, user_input, context, session_id = job
+    return await agent.run(user_input, context, session_id=session_id)
+
+
+def _job(kite: AgentDirectory, index: int, task: Any) -> tuple[Agent, str, Any, str | None]:
     context = session_id = None
     if isinstance(task, Mapping):
         unknown = set(task) - {"agent", "input", "context", "session_id"}
@@ -59,17 +64,10 @@ def _job(kite: Kite, index: int, task: Any) -> tuple[Agent, str, Any, str | None
             f"task {index}: expected (agent, input) or {{'agent': ..., 'input': ...}}, "
             f"got {type(task).__name__}"
         )
-    if isinstance(target, str):
-        agent = kite.agents.get(target)
-        if agent is None:
-            names = ", ".join(kite.agents) or "none yet (use ai.create_agent)"
-            raise InvalidInput(f"task {index}: no agent named {target!r}; agents: {names}")
-    elif isinstance(target, Agent):
-        agent = target
-    else:
-        raise InvalidInput(
-            f"task {index}: agent must be an Agent or an agent name, got {type(target).__name__}"
-        )
+    try:
+        agent = resolve_agent(kite, target)
+    except InvalidInput as exc:
+        raise InvalidInput(f"task {index}: {exc}") from None
     if not isinstance(user_input, str) or not user_input.strip():
         raise InvalidInput(f"task {index}: input must be a non-empty str")
     return agent, user_input, context, session_id

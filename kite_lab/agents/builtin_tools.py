@@ -23,7 +23,9 @@ from kite_lab.core.errors import ToolError
 from .tools import Tool, build_tool
 
 if TYPE_CHECKING:
-    from kite_lab.kite import Kite
+    from kite_lab.memory.vector import Hit
+
+    from .host import AgentHost
 
 __all__ = [
     "BUILTIN_TOOLS",
@@ -92,7 +94,8 @@ def calculate(expression: str) -> int | float:
         tree = ast.parse(expression.replace("^", "**").strip(), mode="eval")
     except SyntaxError as exc:
         raise ValueError(f"not an arithmetic expression: {exc.msg}") from None
-    return _eval(tree.body)
+    value: int | float = _eval(tree.body)
+    return value
 
 
 def _eval(node: ast.AST) -> Any:
@@ -199,32 +202,33 @@ def memory_search_tool(memory: Any, *, name: str = "search_memory", default_top_
     return build_tool(name, search_memory)
 
 
-def _memory_tool(kite: Kite) -> Tool:
-    return memory_search_tool(_LazyMemory(kite))
+def _memory_tool(host: AgentHost) -> Tool:
+    return memory_search_tool(_LazyMemory(host))
 
 
 class _LazyMemory:
-    """Opens the Kite's vector memory on the first search, not when the agent is built."""
+    """Opens the host's vector memory on the first search, not when the agent is built."""
 
-    def __init__(self, kite: Kite) -> None:
-        self._kite = kite
+    def __init__(self, host: AgentHost) -> None:
+        self._host = host
 
-    async def asearch(self, query: str, top_k: int) -> Any:
-        return await self._kite.vector_memory.asearch(query, top_k=top_k)
+    async def asearch(self, query: str, top_k: int) -> list[Hit]:
+        return await self._host.vector_memory.asearch(query, top_k=top_k)
 
 
-BUILTIN_TOOLS: dict[str, Callable[[Kite], Tool]] = {
-    "calculator": lambda kite: calculator_tool(),
-    "current_datetime": lambda kite: datetime_tool(),
+BUILTIN_TOOLS: dict[str, Callable[[AgentHost], Tool]] = {
+    "calculator": lambda host: calculator_tool(),
+    "current_datetime": lambda host: datetime_tool(),
     "search_memory": _memory_tool,
 }
 
 
-def builtin_tool(kite: Kite, name: str) -> Tool:
+def builtin_tool(host: AgentHost, name: str) -> Tool:
+    """The built-in tool ``name`` for ``host`` (ToolError naming the built-ins if none)."""
     factory = BUILTIN_TOOLS.get(name)
     if factory is None:
         raise ToolError(
             f"no tool named {name!r}; create it with ai.create_tool({name!r}, func) or use a "
             f"built-in: {', '.join(BUILTIN_TOOLS)}"
         )
-    return factory(kite)
+    return factory(host)

@@ -1,30 +1,29 @@
 """``create_agent``: turn the options a user types into a configured Agent, or a clear error.
 
 Why a factory rather than calling the classes: ``tools=`` accepts what is convenient in a
-notebook (Tool objects, names of tools created on the Kite or built in, plain functions),
-and every option is checked here, before the first run, so a typo in ``agent_type`` or a
-``max_iterations=0`` fails at creation with a message that lists what is allowed.
+notebook (Tool objects, names of tools created on the host or built in, plain functions;
+``agents.lookup.resolve_tools`` resolves them), and every option is checked here, before
+the first run, so a typo in ``agent_type`` or a ``max_iterations=0`` fails at creation
+with a message that lists what is allowed.
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from kite_lab.core.errors import InvalidInput, ToolError
+from kite_lab.core.errors import InvalidInput
 
 from .base import Agent
-from .builtin_tools import BUILTIN_TOOLS, builtin_tool
-from .guard import check_unique
+from .lookup import ToolLike, known_tool_names, resolve_tools
 from .plan_execute import PlanExecuteAgent
 from .react import ReActAgent
-from .tools import Tool, build_tool
 
 if TYPE_CHECKING:
-    from kite_lab.kite import Kite
+    from .host import AgentHost
 
-__all__ = ["AGENT_TYPES", "create_agent", "resolve_tools"]
+__all__ = ["AGENT_TYPES", "create_agent"]
 
 AGENT_TYPES: dict[str, type[Agent]] = {
     "base": Agent,
@@ -34,11 +33,11 @@ AGENT_TYPES: dict[str, type[Agent]] = {
 
 
 def create_agent(
-    kite: Kite,
+    kite: AgentHost,
     name: str,
     system_prompt: str = "",
     *,
-    tools: Iterable[Tool | str | Callable[..., Any]] | None = None,
+    tools: Iterable[ToolLike] | ToolLike | None = None,
     model: str | None = None,
     agent_type: str = "base",
     max_iterations: int = 10,
@@ -80,48 +79,9 @@ def create_agent(
         session_id=session_id,
         knowledge=knowledge,
         verbose=verbose,
-        known_tools=_KnownTools(kite),
+        known_tools=known_tool_names(kite),
         **options,
     )
-
-
-def resolve_tools(
-    kite: Kite, tools: Iterable[Tool | str | Callable[..., Any]] | None
-) -> list[Tool]:
-    """Tool objects for ``tools``: Tools, names (the Kite's tools, then built-ins), functions."""
-    if tools is None:
-        return []
-    if isinstance(tools, str | Tool) or callable(tools):
-        tools = [tools]  # type: ignore[list-item]
-    resolved: list[Tool] = []
-    for item in tools:
-        if isinstance(item, Tool):
-            resolved.append(item)
-        elif isinstance(item, str):
-            registry = kite.tools
-            resolved.append(registry[item] if item in registry else builtin_tool(kite, item))
-        elif callable(item):
-            name = getattr(item, "__name__", None)
-            if not name or name == "<lambda>":
-                raise ToolError(
-                    f"cannot name the tool {item!r}; use ai.create_tool('name', func) for lambdas"
-                )
-            resolved.append(build_tool(name, item))
-        else:
-            raise TypeError(
-                f"tools must hold Tool objects, tool names or functions, not {type(item).__name__}"
-            )
-    return list(check_unique(resolved).values())
-
-
-class _KnownTools:
-    """Every tool name the Kite knows right now (its registry and the built-ins)."""
-
-    def __init__(self, kite: Kite) -> None:
-        self._kite = kite
-
-    def __contains__(self, name: object) -> bool:
-        return name in BUILTIN_TOOLS or name in self._kite.tools
 
 
 def _extra_options(cls: type[Agent]) -> set[str]:

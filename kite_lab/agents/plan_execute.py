@@ -20,7 +20,8 @@ from typing import Any
 from kite_lab.core.errors import AgentError, InvalidInput
 from kite_lab.core.types import Message
 
-from .base import Agent, RunState
+from .base import Agent
+from .run_state import RunState
 
 __all__ = ["PlanExecuteAgent", "parse_plan"]
 
@@ -228,6 +229,7 @@ def _step_text(item: Any) -> str | None:
         return item.strip()
     if isinstance(item, dict):
         for key in ("step", "description", "task", "action", "name"):
-            if isinstance(item.get(key), str):
-                return item[key].strip()
+            value = item.get(key)
+            if isinstance(value, str):
+                return value.strip()
     return None

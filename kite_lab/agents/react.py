@@ -13,7 +13,8 @@ import re
 
 from kite_lab.core.types import Message
 
-from .base import Agent, RunState
+from .base import Agent
+from .run_state import RunState
 
 __all__ = ["ReActAgent"]
 

@@ -166,7 +166,7 @@ def build_tool(
         params.append((param.name, field_name))
 
     try:
-        args_model = create_model(  # type: ignore[call-overload]
+        args_model = create_model(
             f"{name}_arguments",
             __config__=ConfigDict(extra="forbid", arbitrary_types_allowed=False),
             **fields,
@@ -385,7 +385,7 @@ def _clean_schema(schema: dict[str, Any]) -> dict[str, Any]:
             return [strip(v) for v in node]
         return node
 
-    cleaned = strip(schema)
+    cleaned: dict[str, Any] = strip(schema)
     cleaned.setdefault("properties", {})
     cleaned["type"] = "object"
     cleaned["additionalProperties"] = False
@@ -402,7 +402,8 @@ def _annotated_target(func: Callable[..., Any]) -> Any:
 
 
 def _qualname(func: Callable[..., Any]) -> str:
-    return getattr(func, "__qualname__", None) or getattr(type(func), "__qualname__", repr(func))
+    name = getattr(func, "__qualname__", None) or getattr(type(func), "__qualname__", None)
+    return str(name) if name else repr(func)
 
 
 def _problems(exc: ValidationError) -> list[str]:

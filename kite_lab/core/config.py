@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -224,7 +224,7 @@ def load_settings(
     return settings
 
 
-def _check_keys(keys: Iterator[str] | Mapping[str, Any]) -> None:
+def _check_keys(keys: Iterable[str]) -> None:
     valid = KiteSettings.model_fields
     for key in keys:
         if key not in valid:

@@ -33,6 +33,9 @@ HNSW_EF_SEARCH = 64
 #: a filtered HNSW search over at most this many candidates is computed exactly
 EXACT_FILTER_LIMIT = 20_000
 _COMPACT_RATIO = 0.2
+# faiss's type stubs lack the search-parameter classes' SWIG attributes and keywords
+_search_parameters: Any = faiss.SearchParameters
+_search_parameters_hnsw: Any = getattr(faiss, "SearchParametersHNSW")  # noqa: B009
 
 
 class FaissIndex:
@@ -47,6 +50,7 @@ class FaissIndex:
         self.converted_from: str | None = None
 
     def _new(self) -> Any:
+        inner: Any
         if self.kind == "hnsw":
             inner = faiss.IndexHNSWFlat(self.dimension, HNSW_M, faiss.METRIC_INNER_PRODUCT)
             inner.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
@@ -154,7 +158,8 @@ class FaissIndex:
             self.kind == "hnsw" and len(candidates) <= EXACT_FILTER_LIMIT
         ):
             return self._exact(query, candidates, k)
-        params = None
+        params: Any = None
+        selector: Any
         if candidates is not None:
             selector = faiss.IDSelectorBatch(candidates)
         elif self.tombstones:
@@ -164,13 +169,11 @@ class FaissIndex:
             selector = None
         if selector is not None:
             if self.kind == "hnsw":
-                params = faiss.SearchParametersHNSW(
-                    sel=selector, efSearch=max(HNSW_EF_SEARCH, 4 * k)
-                )
+                params = _search_parameters_hnsw(sel=selector, efSearch=max(HNSW_EF_SEARCH, 4 * k))
             else:
-                params = faiss.SearchParameters(sel=selector)
+                params = _search_parameters(sel=selector)
         elif self.kind == "hnsw" and k > HNSW_EF_SEARCH:
-            params = faiss.SearchParametersHNSW(efSearch=k)
+            params = _search_parameters_hnsw(efSearch=k)
         previous = faiss.omp_get_max_threads()
         faiss.omp_set_num_threads(1)
         try:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kite_lab.core.errors import ConfigError, IndexCorrupted, KiteError
-from kite_lab.memory._sync import RWLock
+from kite_lab.memory._threads import RWLock
 
 if TYPE_CHECKING:
     from kite_lab.memory._faiss_index import FaissIndex

@@ -33,11 +33,12 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from kite_lab.backends.clock import SYSTEM_CLOCK, Clock
+from kite_lab.backends.redis_guard import RedisGuard
 from kite_lab.core.errors import InvalidInput
 from kite_lab.core.runner import run_sync
+from kite_lab.core.validate import check_number
 from kite_lab.memory.cache_stores import CacheStore, MemoryCacheStore
-from kite_lab.backends.clock import SYSTEM_CLOCK, Clock
-from kite_lab.backends.redis_client import describe_redis_error, is_redis_error
 
 if TYPE_CHECKING:
     from kite_lab.core.config import KiteSettings
@@ -69,9 +70,12 @@ class ResponseCache:
         self.clock = clock or getattr(store, "clock", None) or SYSTEM_CLOCK
         self.store = store if store is not None else MemoryCacheStore(clock=self.clock)
         self.events = events
+        #: Redis failures: described, logged and emitted as ``cache:error``; then bypassed
+        self.guard = RedisGuard("response cache", events, event="cache:error",
+                                url=getattr(self.store, "url", None), logger=log)
         self.default_ttl = _check_ttl(default_ttl)
         self.lock_ttl = _check_ttl(lock_ttl, "lock_ttl")
-        self._flights: dict[str, concurrent.futures.Future[Any]] = {}
+        self._flights: dict[str, concurrent.futures.Future[str]] = {}
         self._flights_lock = threading.Lock()
         self._counts = {"hits": 0, "misses": 0, "errors": 0, "sets": 0}
         self._counts_lock = threading.Lock()
@@ -201,10 +205,7 @@ class ResponseCache:
 
     async def aclose(self) -> None:
         """Close this loop's Redis connections (they reopen on next use)."""
-        if self.store.shared:
-            from kite_lab.backends.redis_client import aclose_redis_clients
-
-            await aclose_redis_clients()
+        await self.store.aclose()
 
     # -- internals -------------------------------------------------------------------------
     async def _fill(self, key: str, func: Callable[[], Any], ttl: float) -> str:
@@ -261,15 +262,11 @@ class ResponseCache:
             self._counts["sets"] += 1
 
     def _store_failed(self, exc: Exception, key: str | None) -> None:
-        if not is_redis_error(exc):
-            raise exc
+        """Re-raise ``exc`` unless Redis failed; else count, log, emit ``cache:error``."""
+        self.guard.failed(exc, "cache bypassed", key=_hashed(key) if key else None,
+                          backend=self.backend)
         with self._counts_lock:
             self._counts["errors"] += 1
-        detail = describe_redis_error(exc)
-        log.warning("response cache bypassed: %s", detail)
-        if self.events is not None:
-            self.events.emit("cache:error", key=_hashed(key) if key else None,
-                             backend=self.backend, error=detail)
 
     def _event(self, kind: str, key: str, **extra: Any) -> None:
         with self._counts_lock:
@@ -323,9 +320,7 @@ def _check_key(key: Any) -> str:
 
 
 def _check_ttl(ttl: Any, what: str = "ttl") -> float:
-    if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not ttl > 0:
-        raise InvalidInput(f"cache {what} must be a positive number of seconds, got {ttl!r}")
-    return float(ttl)
+    return check_number(ttl, f"cache {what}", unit="of seconds", error=InvalidInput)
 
 
 def build_cache(

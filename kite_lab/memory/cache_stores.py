@@ -6,7 +6,8 @@ either store, and a caller can never mutate a cached object in place.
 The Redis store keeps everything under one namespace, ``{KITE_REDIS_PREFIX}cache:``:
 values at ``...cache:v:<key>``, cross-process fill locks at ``...cache:l:<key>``. Every
 key it writes has a TTL, and ``clear()`` removes that namespace only (SCAN + UNLINK in
-batches) -- never FLUSHDB, which would take other applications' data with it.
+batches) -- never FLUSHDB, which would take other applications' data with it. Its two
+Lua scripts are ``kite_lab/backends/lua/cache_*.lua``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from abc import ABC, abstractmethod
 from collections import OrderedDict
 
 from kite_lab.backends.clock import SYSTEM_CLOCK, Clock
-from kite_lab.backends.redis_client import LuaScript, key_join, redis_client
+from kite_lab.backends.redis_client import LuaScript, aclose_redis_clients, key_join, redis_client
+from kite_lab.core.errors import InvalidInput
+from kite_lab.core.validate import check_int
 
 __all__ = ["CacheStore", "MemoryCacheStore", "RedisCacheStore", "glob_escape"]
 
@@ -49,6 +52,10 @@ class CacheStore(ABC):
     async def unlock(self, key: str, token: str) -> None:
         return None
 
+    async def aclose(self) -> None:
+        """Close this loop's connections, if any (they reopen on next use)."""
+        return None
+
 
 class MemoryCacheStore(CacheStore):
     """An LRU of at most ``max_entries``, with a TTL per entry; thread-safe."""
@@ -56,11 +63,7 @@ class MemoryCacheStore(CacheStore):
     backend = "memory"
 
     def __init__(self, max_entries: int = 10_000, clock: Clock = SYSTEM_CLOCK) -> None:
-        if isinstance(max_entries, bool) or not isinstance(max_entries, int) or max_entries <= 0:
-            from kite_lab.core.errors import InvalidInput
-
-            raise InvalidInput(f"max_entries must be a positive integer, got {max_entries!r}")
-        self.max_entries = max_entries
+        self.max_entries = check_int(max_entries, "max_entries", error=InvalidInput)
         self.clock = clock
         self._entries: OrderedDict[str, tuple[str, float]] = OrderedDict()
         self._lock = threading.Lock()
@@ -106,19 +109,8 @@ def glob_escape(text: str) -> str:
     return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)
 
 
-_GET_OR_LOCK = LuaScript("""
--- KEYS: value, lock. ARGV: token, lock_ms -> {'hit', data} | {'locked'} | {'busy'}
-local v = redis.call('GET', KEYS[1])
-if v then return {'hit', v} end
-if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {'locked'} end
-return {'busy'}
-""")
-
-_UNLOCK = LuaScript("""
--- KEYS: lock. ARGV: token -- delete the lock only if we still hold it
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-""")
+_GET_OR_LOCK = LuaScript("cache_get_or_lock.lua")
+_UNLOCK = LuaScript("cache_unlock.lua")
 
 
 class RedisCacheStore(CacheStore):
@@ -171,3 +163,6 @@ class RedisCacheStore(CacheStore):
 
     async def unlock(self, key: str, token: str) -> None:
         await _UNLOCK(redis_client(self.url), (self._lock_key(key),), (token,))
+
+    async def aclose(self) -> None:
+        await aclose_redis_clients()

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from kite_lab.core.validate import check_int
+
 __all__ = ["DEFAULT_CHUNK_OVERLAP", "DEFAULT_CHUNK_SIZE", "ChunkSpan", "chunk_spans", "chunk_text"]
 
 DEFAULT_CHUNK_SIZE = 800
@@ -36,10 +38,9 @@ def chunk_spans(
     text: str, size: int = DEFAULT_CHUNK_SIZE, overlap: int = DEFAULT_CHUNK_OVERLAP
 ) -> list[ChunkSpan]:
     """Chunks of ``text`` with their character offsets (blank chunks are dropped)."""
-    if not isinstance(size, int) or size < 1:
-        raise ValueError(f"chunk size must be a positive int, not {size!r}")
-    if not isinstance(overlap, int) or not 0 <= overlap < size:
-        raise ValueError(f"overlap must be an int in [0, size), not {overlap!r}")
+    check_int(size, "chunk size", error=ValueError)
+    if check_int(overlap, "overlap", minimum=0, error=ValueError) >= size:
+        raise ValueError(f"overlap must be smaller than the chunk size ({size}), got {overlap!r}")
     spans: list[ChunkSpan] = []
     start, length = _skip_space(text, 0), len(text)
     while start < length:

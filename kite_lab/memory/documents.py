@@ -236,7 +236,7 @@ def read_document(path: str | os.PathLike[str]) -> tuple[str, dict[str, Any]]:
 
 
 def _files(root: Path) -> list[Path]:
-    found = []
+    found: list[Path] = []
     for folder, dirs, names in os.walk(root):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         found.extend(Path(folder) / n for n in sorted(names) if not n.startswith("."))

@@ -22,8 +22,10 @@ from sqlalchemy.engine import Connection
 from sqlmodel import Field, SQLModel
 
 __all__ = [
+    "MESSAGES",
     "MIGRATIONS",
     "LATEST_VERSION",
+    "SESSIONS",
     "MessageRow",
     "MigrationRow",
     "SessionRow",
@@ -66,6 +68,11 @@ class MessageRow(SQLModel, table=True):
     metadata_json: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
     created_at: float
     tokens: int = Field(default=0, sa_column=sa.Column(sa.Integer, nullable=False, default=0))
+
+
+#: the two tables as SQLAlchemy Core objects, for queries (SQLModel sets ``__table__``)
+SESSIONS: sa.Table = SessionRow.__table__  # type: ignore[attr-defined]
+MESSAGES: sa.Table = MessageRow.__table__  # type: ignore[attr-defined]
 
 
 class MigrationRow(SQLModel, table=True):

@@ -3,10 +3,12 @@
 Why it is built this way:
 - One SQLModel schema, two backends: a SQLite file under KITE_HOME (WAL, the embedded
   default) or Postgres when POSTGRES_URL is set. Both pass the same contract tests.
+  This module is the store's API in dialect-free SQLAlchemy Core; engines, dialects,
+  transactions and error translation are ``session_engine``'s.
 - Every append is one transaction that is durable when the call returns (SQLite
   ``synchronous=FULL``, Postgres' default commit), so a killed process loses no message
   it acknowledged; concurrent writers (threads or processes) queue on the database's
-  own locks (``BEGIN IMMEDIATE`` + busy timeout on SQLite) instead of failing.
+  own locks instead of failing.
 - The schema is versioned (``session_models.migrate``) and upgraded on first use.
 - Nothing connects until first use: a wrong POSTGRES_URL fails then, with an error
   naming host and port and never the password. ``check_database`` serves
@@ -20,22 +22,19 @@ from __future__ import annotations
 
 import functools
 import json
-import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kite_lab.core.config import mask_url
-from kite_lab.core.errors import ConfigError, InvalidInput, StoreError, StoreUnavailable, redact
+from kite_lab.core.errors import ConfigError, InvalidInput, StoreError
 from kite_lab.core.types import ROLES, Message, ToolCall
-from kite_lab.memory._sync import to_thread_twin
+from kite_lab.core.validate import check_int
+from kite_lab.memory._threads import to_thread_twin
+from kite_lab.memory.session_engine import SessionDatabase, append_statements, database_url
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection, Engine
-
     from kite_lab.core.config import KiteSettings
     from kite_lab.core.events import EventBus
 
@@ -45,12 +44,7 @@ __all__ = [
     "StoredMessage",
     "build_session_store",
     "check_database",
-    "database_url",
 ]
-
-_SQLITE_FILE = "sessions.db"
-_BUSY_TIMEOUT_S = 30.0
-_CONNECT_TIMEOUT_S = 5
 
 
 @dataclass(slots=True)
@@ -109,36 +103,6 @@ class SessionInfo:
         }
 
 
-# -- URLs ----------------------------------------------------------------------------
-
-
-def database_url(settings: KiteSettings) -> str:
-    """The SQLAlchemy URL: POSTGRES_URL (on psycopg 3) or the SQLite file under KITE_HOME."""
-    if settings.postgres_url:
-        return _psycopg_url(settings.postgres_url)
-    path = Path(settings.kite_home).expanduser().absolute() / _SQLITE_FILE
-    return f"sqlite:///{path}"
-
-
-def _psycopg_url(url: str) -> str:
-    for scheme in ("postgresql://", "postgres://", "postgresql+psycopg2://"):
-        if url.startswith(scheme):
-            return "postgresql+psycopg://" + url[len(scheme) :]
-    if url.startswith("postgresql+psycopg://"):
-        return url
-    raise ConfigError(
-        f"POSTGRES_URL {mask_url(url)!r} is not a PostgreSQL URL: use "
-        "postgresql://user:password@host:5432/database"
-    )
-
-
-def _describe(url: Any) -> str:
-    """Where a URL points, without credentials: 'PostgreSQL at host:5432/db' or the file."""
-    if url.get_backend_name() == "sqlite":
-        return f"SQLite at {url.database}"
-    return f"PostgreSQL at {url.host or 'localhost'}:{url.port or 5432}/{url.database or ''}"
-
-
 # -- the store -----------------------------------------------------------------------
 
 
@@ -148,23 +112,10 @@ class SessionStore:
     def __init__(
         self, url: str, events: EventBus | None = None, *, secrets: Iterable[str] = ()
     ) -> None:
-        from sqlalchemy.engine import make_url
-        from sqlalchemy.exc import ArgumentError
-
-        try:
-            self._url = make_url(url)
-        except ArgumentError:
-            raise ConfigError(f"invalid database URL {mask_url(url)!r}") from None
-        self.backend = self._url.get_backend_name()
-        self.where = _describe(self._url)
+        self.db = SessionDatabase(url, secrets=secrets)
+        self.backend = self.db.backend
+        self.where = self.db.where
         self.events = events
-        self._secrets = [s for s in secrets if s]
-        if self._url.password:
-            self._secrets.append(str(self._url.password))
-        self._engine: Engine | None = None
-        self._write_engine: Engine | None = None
-        self._ready = False
-        self._lock = threading.Lock()
 
     # -- writing ----------------------------------------------------------------------
     def add_message(
@@ -202,14 +153,15 @@ class SessionStore:
     def _append(self, session_id: str, rows: list[dict[str, Any]]) -> list[StoredMessage]:
         session_id = _check_session_id(session_id)
         now = time.time()
-        upsert, insert = _append_statements(self.backend)
+        upsert, insert = append_statements(self.backend)
         stored = []
-        with self._write() as conn:
+        with self.db.write() as conn:
             conn.execute(upsert, {"session_id": session_id, "created_at": now, "updated_at": now})
             for row in rows:
                 values = {**row, "session_id": session_id, "created_at": now}
-                new_id = conn.execute(insert, values).inserted_primary_key[0]
-                stored.append(_stored(int(new_id), values))
+                key = conn.execute(insert, values).inserted_primary_key
+                assert key is not None  # a one-row INSERT always reports its key
+                stored.append(_stored(int(key[0]), values))
         for message in stored:
             self._emit(
                 "session:append",
@@ -232,11 +184,11 @@ class SessionStore:
     def _remove(self, session_id: str, keep_session: bool) -> int:
         import sqlalchemy as sa
 
-        from kite_lab.memory.session_models import MessageRow, SessionRow
+        from kite_lab.memory.session_models import MESSAGES as messages
+        from kite_lab.memory.session_models import SESSIONS as sessions
 
         session_id = _check_session_id(session_id)
-        messages, sessions = MessageRow.__table__, SessionRow.__table__
-        with self._write() as conn:
+        with self.db.write() as conn:
             result = conn.execute(sa.delete(messages).where(messages.c.session_id == session_id))
             if keep_session:
                 conn.execute(
@@ -279,7 +231,7 @@ class SessionStore:
     def _newest_first(self, session_id: str, limit: int | None) -> list[StoredMessage]:
         session_id = _check_session_id(session_id)
         params = {"session_id": session_id, "limit": limit}
-        with self._read() as conn:
+        with self.db.read() as conn:
             rows = conn.execute(_history_query(limit is not None), params).all()
         return [
             StoredMessage(
@@ -293,9 +245,9 @@ class SessionStore:
         """Every session with its message and token counts, most recently used first."""
         import sqlalchemy as sa
 
-        from kite_lab.memory.session_models import MessageRow, SessionRow
+        from kite_lab.memory.session_models import MESSAGES as m
+        from kite_lab.memory.session_models import SESSIONS as s
 
-        s, m = SessionRow.__table__, MessageRow.__table__
         query = (
             sa.select(
                 s.c.session_id,
@@ -308,42 +260,37 @@ class SessionStore:
             .group_by(s.c.session_id, s.c.created_at, s.c.updated_at)
             .order_by(s.c.updated_at.desc(), s.c.session_id)
         )
-        with self._read() as conn:
+        with self.db.read() as conn:
             rows = conn.execute(query).all()
         return [SessionInfo(r[0], int(r[3]), int(r[4]), float(r[1]), float(r[2])) for r in rows]
 
     def count_messages(self, session_id: str | None = None) -> int:
         import sqlalchemy as sa
 
-        from kite_lab.memory.session_models import MessageRow
+        from kite_lab.memory.session_models import MESSAGES as table
 
-        table = MessageRow.__table__
         query = sa.select(sa.func.count()).select_from(table)
         if session_id is not None:
             query = query.where(table.c.session_id == _check_session_id(session_id))
-        with self._read() as conn:
+        with self.db.read() as conn:
             return int(conn.execute(query).scalar() or 0)
 
     def schema_version(self) -> int | None:
         """The applied schema version; None before the tables exist (no migration is run)."""
         from kite_lab.memory.session_models import schema_version
 
-        with self._read(migrate=False) as conn:
+        with self.db.read(migrate=False) as conn:
             return schema_version(conn)
 
     def ping(self) -> None:
         """Connect and run ``SELECT 1``; StoreUnavailable when the database cannot be reached."""
         import sqlalchemy as sa
 
-        with self._read(migrate=False) as conn:
+        with self.db.read(migrate=False) as conn:
             conn.execute(sa.text("SELECT 1"))
 
     def close(self) -> None:
-        with self._lock:
-            if self._engine is not None:
-                self._engine.dispose()
-            self._engine = self._write_engine = None
-            self._ready = False
+        self.db.close()
 
     def __repr__(self) -> str:
         return f"<SessionStore {self.where}>"
@@ -358,104 +305,9 @@ class SessionStore:
     adelete_session = to_thread_twin(delete_session)
     acount_messages = to_thread_twin(count_messages)
 
-    # -- engine, transactions, errors -------------------------------------------------
-    def _engines(self, migrate: bool = True) -> tuple[Engine, Engine]:
-        if self._engine is None or self._write_engine is None:
-            with self._lock:
-                if self._engine is None:
-                    self._engine = self._create_engine()
-                    self._write_engine = self._engine.execution_options(kite_write=True)
-        assert self._engine is not None and self._write_engine is not None
-        if migrate and not self._ready:
-            self._migrate()
-        return self._engine, self._write_engine
-
-    def _create_engine(self) -> Engine:
-        import sqlalchemy as sa
-
-        if self.backend == "sqlite":
-            Path(self._url.database or "").parent.mkdir(parents=True, exist_ok=True)
-            engine = sa.create_engine(
-                self._url,
-                connect_args={"timeout": _BUSY_TIMEOUT_S, "check_same_thread": False},
-            )
-            sa.event.listen(engine, "connect", _sqlite_connect)
-            sa.event.listen(engine, "begin", _sqlite_begin)
-            return engine
-        return sa.create_engine(
-            self._url,
-            pool_pre_ping=True,
-            pool_size=5,
-            max_overflow=10,
-            connect_args={"connect_timeout": _CONNECT_TIMEOUT_S},
-        )
-
-    def _migrate(self) -> None:
-        from kite_lab.memory.session_models import migrate
-
-        with self._lock:
-            if self._ready:
-                return
-            assert self._write_engine is not None
-            with self._write_engine.begin() as conn:
-                try:
-                    migrate(conn)
-                except RuntimeError as exc:
-                    raise StoreError(f"{self.where}: {exc}") from None
-            self._ready = True
-
-    @contextmanager
-    def _write(self) -> Iterator[Connection]:
-        with self._errors():
-            _, writer = self._engines()
-        with self._errors(), writer.begin() as conn:
-            yield conn
-
-    @contextmanager
-    def _read(self, migrate: bool = True) -> Iterator[Connection]:
-        with self._errors():
-            reader, _ = self._engines(migrate)
-        with self._errors(), reader.connect() as conn:
-            yield conn
-
-    @contextmanager
-    def _errors(self) -> Iterator[None]:
-        from sqlalchemy import exc as sa_exc
-
-        try:
-            yield
-        except (sa_exc.OperationalError, sa_exc.InterfaceError) as exc:
-            reason = redact(_first_line(exc), self._secrets)
-            if self.backend == "sqlite":
-                raise StoreError(f"session store {self.where} failed: {reason}") from None
-            raise StoreUnavailable(
-                f"cannot reach the session database: {self.where} ({reason}); check that the "
-                "server is running and POSTGRES_URL is right, or unset POSTGRES_URL to use "
-                "the embedded SQLite store"
-            ) from None
-        except sa_exc.SQLAlchemyError as exc:
-            reason = redact(_first_line(exc), self._secrets)
-            raise StoreError(f"session store {self.where} failed: {reason}") from None
-
     def _emit(self, name: str, **data: Any) -> None:
         if self.events is not None:
             self.events.emit(name, backend=self.backend, **data)
-
-
-@functools.cache
-def _append_statements(backend: str) -> tuple[Any, Any]:
-    """Built once per backend: the session upsert and the message insert (values bound later)."""
-    from kite_lab.memory.session_models import MessageRow, SessionRow
-
-    if backend == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    upsert = insert(SessionRow.__table__)
-    upsert = upsert.on_conflict_do_update(
-        index_elements=["session_id"], set_={"updated_at": upsert.excluded.updated_at}
-    )
-    return upsert, MessageRow.__table__.insert()
 
 
 @functools.cache
@@ -463,31 +315,12 @@ def _history_query(limited: bool) -> Any:
     """Built once per form: a session's messages newest first (``:limit`` rows if limited)."""
     import sqlalchemy as sa
 
-    from kite_lab.memory.session_models import MessageRow
+    from kite_lab.memory.session_models import MESSAGES as t
 
-    t = MessageRow.__table__
     columns = (t.c.id, t.c.role, t.c.content, t.c.metadata_json, t.c.tokens, t.c.created_at)
     query = sa.select(*columns).where(t.c.session_id == sa.bindparam("session_id"))
     query = query.order_by(t.c.id.desc())
     return query.limit(sa.bindparam("limit", type_=sa.Integer)) if limited else query
-
-
-def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
-    dbapi_conn.isolation_level = None  # SQLAlchemy's "begin" hook below starts transactions
-    cursor = dbapi_conn.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=FULL")  # committed = on disk, also after a power cut
-    cursor.execute(f"PRAGMA busy_timeout={int(_BUSY_TIMEOUT_S * 1000)}")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
-
-
-def _sqlite_begin(conn: Any) -> None:
-    # Writers take the write lock up front (IMMEDIATE), so they queue on the busy timeout
-    # instead of failing with "database is locked" when a read lock would need upgrading.
-    # Reads are single statements: in autocommit mode each one sees a consistent snapshot.
-    if conn.get_execution_options().get("kite_write", False):
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 # -- validation and rows -------------------------------------------------------------
@@ -530,8 +363,8 @@ def _row(session_id: Any, role: Any, content: Any, metadata: Any, tokens: Any) -
         raise TypeError(f"metadata must be JSON-serializable: {exc}") from None
     if tokens is None:
         tokens = estimate_tokens(content)
-    elif not isinstance(tokens, int) or isinstance(tokens, bool) or tokens < 0:
-        raise InvalidInput(f"tokens must be a non-negative int, got {tokens!r}")
+    else:
+        tokens = check_int(tokens, "tokens", minimum=0)
     return {"role": role, "content": content, "metadata_json": meta_json, "tokens": tokens}
 
 
@@ -546,12 +379,6 @@ def _stored(message_id: int, values: Mapping[str, Any]) -> StoredMessage:
         tokens=int(values.get("tokens") or 0),
         created_at=float(values["created_at"]),
     )
-
-
-def _first_line(exc: BaseException) -> str:
-    orig = getattr(exc, "orig", None) or exc
-    lines = [line.strip() for line in str(orig).splitlines() if line.strip()]
-    return lines[0][:300] if lines else type(orig).__name__
 
 
 # -- factories -----------------------------------------------------------------------
@@ -571,7 +398,7 @@ def check_database(settings: KiteSettings) -> tuple[bool, str]:
     store = SessionStore(url, secrets=settings.secret_values())
     try:
         if store.backend == "sqlite":
-            path = Path(store._url.database or "")
+            path = Path(store.db.url.database or "")
             if not path.exists():
                 return True, f"{store.where}: will be created on first use"
         store.ping()

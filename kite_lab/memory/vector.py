@@ -17,7 +17,6 @@ Heavy packages (faiss, numpy) load on first use.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -29,7 +28,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kite_lab.core.errors import ConfigError, InvalidInput
-from kite_lab.memory._sync import to_thread_twin
+from kite_lab.core.validate import check_int
+from kite_lab.memory._threads import to_thread_twin
+from kite_lab.memory._vector_input import check_doc_id, check_metadata, check_top_k, unpack_document
 from kite_lab.memory._vector_persist import WRITE_BATCH, IndexKeeper
 from kite_lab.memory._vector_store import (
     ChunkRow,
@@ -109,8 +110,8 @@ class VectorMemory(IndexKeeper):
     ) -> None:
         if index_kind not in ("flat", "hnsw"):
             raise ConfigError(f"VECTOR_INDEX must be flat or hnsw, not {index_kind!r}")
-        if max_chunks is not None and max_chunks < 1:
-            raise ConfigError(f"VECTOR_MAX_CHUNKS must be positive, not {max_chunks}")
+        if max_chunks is not None:
+            check_int(max_chunks, "VECTOR_MAX_CHUNKS", error=ConfigError)
         chunk_text("probe", chunk_size, chunk_overlap)  # validates both numbers early
         self.directory = Path(directory).expanduser().absolute()
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -150,7 +151,7 @@ class VectorMemory(IndexKeeper):
             pending = 0
             for item in items:
                 try:
-                    doc = self._prepare(*_unpack(item))
+                    doc = self._prepare(*unpack_document(item))
                 except Exception:
                     if group:  # keep the valid documents before the bad one
                         total += self._write_group(group)
@@ -172,7 +173,7 @@ class VectorMemory(IndexKeeper):
 
     def delete_document(self, doc_id: str) -> int:
         """Remove a document and its chunks; returns how many chunks went (0 if unknown)."""
-        doc_id = _check_doc_id(doc_id)
+        doc_id = check_doc_id(doc_id)
         with self._writer():
             removed = self._delete(lambda conn: self.store.delete_documents(conn, [doc_id]))
         self._emit("memory:delete", doc_ids=[doc_id], chunks=len(removed), reason="delete")
@@ -247,7 +248,7 @@ class VectorMemory(IndexKeeper):
         match; the key ``doc_id`` filters on the document id.
         """
         check_text(query, "query")
-        _check_top_k(top_k)
+        check_top_k(top_k)
         where = compile_filter(filter) if filter is not None else None
         vector = self.embeddings.embed_array([query])[0]
         return self._search(vector, top_k, where, query_chars=len(query))
@@ -261,7 +262,7 @@ class VectorMemory(IndexKeeper):
         """Like ``search`` for a query vector you embedded yourself (normalised here)."""
         import numpy as np
 
-        _check_top_k(top_k)
+        check_top_k(top_k)
         where = compile_filter(filter) if filter is not None else None
         array = np.asarray(vector, dtype=np.float32).reshape(-1)
         if array.shape[0] != self.embeddings.dimension:
@@ -311,7 +312,7 @@ class VectorMemory(IndexKeeper):
 
     def get(self, doc_id: str) -> StoredDocument | None:
         """The stored document, or None."""
-        found = self.store.document(_check_doc_id(doc_id))
+        found = self.store.document(check_doc_id(doc_id))
         if found is None:
             return None
         text, metadata, created_at, chunks = found
@@ -368,9 +369,9 @@ class VectorMemory(IndexKeeper):
 
     # -- internals: preparing and writing ---------------------------------------------
     def _prepare(self, doc_id: Any, text: Any, metadata: Any = None) -> PendingDocument:
-        doc_id = _check_doc_id(doc_id)
+        doc_id = check_doc_id(doc_id)
         check_text(text, "text")
-        meta = _check_metadata(metadata)
+        meta = check_metadata(metadata)
         chunks = chunk_text(text, self.chunk_size, self.chunk_overlap)
         return PendingDocument(doc_id, text, meta, chunks, float(self._clock()))
 
@@ -439,51 +440,6 @@ class VectorMemory(IndexKeeper):
 
 def _hit(row: ChunkRow, score: float) -> Hit:
     return Hit(row.doc_id, row.chunk_id, row.text, score, row.metadata)
-
-
-def _check_doc_id(doc_id: Any) -> str:
-    if not isinstance(doc_id, str):
-        raise TypeError(f"doc_id must be a str, not {type(doc_id).__name__}")
-    if not doc_id.strip():
-        raise InvalidInput("doc_id is empty; pass a non-blank document id")
-    return doc_id
-
-
-def _check_top_k(top_k: Any) -> None:
-    if not isinstance(top_k, int) or isinstance(top_k, bool):
-        raise TypeError(f"top_k must be an int, not {type(top_k).__name__}")
-    if top_k < 1:
-        raise InvalidInput(f"top_k must be at least 1, got {top_k}")
-
-
-def _check_metadata(metadata: Any) -> dict[str, Any]:
-    if metadata is None:
-        return {}
-    if not isinstance(metadata, Mapping):
-        raise TypeError(f"metadata must be a dict, not {type(metadata).__name__}")
-    out = dict(metadata)
-    for key in out:
-        if not isinstance(key, str):
-            raise TypeError(f"metadata keys must be str, not {type(key).__name__} ({key!r})")
-    try:
-        json.dumps(out)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"metadata must be JSON-serializable: {exc}") from None
-    return out
-
-
-def _unpack(item: Any) -> tuple[Any, Any, Any]:
-    if isinstance(item, Mapping):
-        if "text" not in item or not ("doc_id" in item or "id" in item):
-            raise InvalidInput("each document dict needs 'doc_id' and 'text' keys")
-        return item.get("doc_id", item.get("id")), item["text"], item.get("metadata")
-    if isinstance(item, tuple | list) and len(item) in (2, 3):
-        return item[0], item[1], item[2] if len(item) == 3 else None
-    raise TypeError(
-        "documents must be dicts {'doc_id', 'text', 'metadata'} "
-        "or tuples (doc_id, text[, metadata]), "
-        f"not {type(item).__name__}"
-    )
 
 
 def build_vector_memory(

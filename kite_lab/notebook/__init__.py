@@ -1,4 +1,4 @@
-"""The notebook door: ``%load_ext kite_lab``, ``%%kite`` cells, widgets, frames and plots.
+"""The notebook door: ``%load_ext kite_lab``, ``%%kite`` cells, ``%kite`` commands, widgets.
 
     %load_ext kite_lab
     %%kite -o answer
@@ -9,6 +9,8 @@ one you configured yourself (a fake server, another provider). Both work in plai
 too, where ``current()`` is a process-wide default, so cells exported to a script run.
 
 Importing this package is cheap: IPython, pandas, plotly and ipywidgets load on first use.
+DataFrames and figures of a Kite's activity are ``kite_lab.frames`` and ``kite_lab.plots``
+(plain Python, no IPython); the demo is ``kite_lab.demo``.
 """
 
 from __future__ import annotations

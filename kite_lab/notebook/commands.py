@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 import inspect
 import socket
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from IPython.core.error import UsageError
@@ -20,41 +20,45 @@ from IPython.display import Markdown, display
 
 from kite_lab.core.errors import ConfigError, KiteError
 from kite_lab.core.runner import run_sync
-from kite_lab.notebook.magic_args import KiteCommand, cell_help, parse_line_command
-
-if TYPE_CHECKING:
-    from kite_lab.notebook.magics import KiteMagics
+from kite_lab.notebook.magic_args import (
+    KiteCommand,
+    cell_help,
+    check_target,
+    parse_line_command,
+    resolve_alias,
+)
+from kite_lab.notebook.settings import MagicsHost
 
 __all__ = ["run_line_command"]
 
+T = TypeVar("T")
 
-def run_line_command(magics: KiteMagics, line: str, ns: Mapping[str, Any]) -> Any:
+def run_line_command(magics: MagicsHost, line: str, ns: Mapping[str, Any]) -> Any:
     command = parse_line_command(line)
-    handler: Callable[[KiteMagics, KiteCommand, Mapping[str, Any]], Any] = _HANDLERS[command.name]
+    handler: Callable[[MagicsHost, KiteCommand, Mapping[str, Any]], Any] = _HANDLERS[command.name]
     return handler(magics, command, ns)
 
 
-def _complete(magics: KiteMagics, cmd: KiteCommand, ns: Mapping[str, Any]) -> Any:
-    from kite_lab.notebook.cell import _visible, resolve_alias
-    from kite_lab.notebook.interpolate import interpolate
-    from kite_lab.notebook.render import KiteText
+def _complete(magics: MagicsHost, cmd: KiteCommand, ns: Mapping[str, Any]) -> Any:
+    from kite_lab.notebook.interpolate import interpolate, visible
+    from kite_lab.script import answer_text
 
-    prompt = interpolate(cmd.rest, _visible(ns, magics.shell)).text
-    model = resolve_alias(magics.default_model or None, magics.aliases)
+    settings = magics.magic_settings
+    prompt = interpolate(cmd.rest, visible(ns, getattr(magics.shell, "user_ns_hidden", None))).text
+    model = resolve_alias(settings.default_model or None, settings.aliases)
     if model is not None and model.startswith("agent:"):
         raise UsageError("%kite complete asks a model; use %%kite agent:NAME for agents")
-    completion = run_sync(magics.ai.agenerate(prompt, model=model))
-    return KiteText(completion.text, completion)
+    return answer_text(run_sync(magics.ai.agenerate(prompt, model=model)))
 
 
-def _help(magics: KiteMagics, cmd: KiteCommand, ns: Mapping[str, Any]) -> None:
+def _help(magics: MagicsHost, cmd: KiteCommand, ns: Mapping[str, Any]) -> None:
     print(cell_help())
 
 
-def _list(magics: KiteMagics, cmd: KiteCommand, ns: Mapping[str, Any]) -> dict[str, Any]:
+def _list(magics: MagicsHost, cmd: KiteCommand, ns: Mapping[str, Any]) -> dict[str, Any]:
     from kite_lab.providers.registry import available_providers, provider_class
 
-    ai = magics.ai
+    ai, aliases = magics.ai, magics.magic_settings.aliases
     providers = {}
     for name in available_providers():
         try:
@@ -62,17 +66,17 @@ def _list(magics: KiteMagics, cmd: KiteCommand, ns: Mapping[str, Any]) -> dict[s
         except Exception as exc:  # a broken third-party entry point: say so, go on
             providers[name] = f"(unavailable: {type(exc).__name__})"
     try:
-        default = "/".join(ai.resolve(magics.default_model or None))
+        default = "/".join(ai.resolve(magics.magic_settings.default_model or None))
     except KiteError as exc:
         default = f"(none: {exc})"
     agents = _agents(ai, ns)
-    info = {"default": default, "providers": providers, "aliases": dict(magics.aliases),
+    info = {"default": default, "providers": providers, "aliases": dict(aliases),
             "agents": {name: repr(agent) for name, agent in agents.items()},
             "tools": sorted(ai.tools) if ai._tools is not None else []}
     lines = [f"**default target:** `{default}`", "", "| provider | default model |", "|---|---|"]
     lines += [f"| {p} | `{m}` |" for p, m in providers.items()]
-    lines += ["", "**aliases:** " + (", ".join(f"`{a}` → `{t}`" for a, t in
-                                             magics.aliases.items()) or "none")]
+    lines += ["", "**aliases:** " + (", ".join(f"`{a}` → `{t}`" for a, t in aliases.items())
+                                     or "none")]
     lines += ["", "**agents:** " + (", ".join(f"`{a}`" for a in agents) or "none")]
     lines += ["", "**tools:** " + (", ".join(f"`{t}`" for t in info["tools"]) or "none")]
     display(Markdown("\n".join(lines)))
@@ -92,13 +96,12 @@ def _agents(ai: Any, ns: Mapping[str, Any]) -> dict[str, Any]:
     return found
 
 
-def _alias(magics: KiteMagics, cmd: KiteCommand, ns: Mapping[str, Any]) -> dict[str, str]:
-    from kite_lab.notebook.magic_args import _check_target
-
+def _alias(magics: MagicsHost, cmd: KiteCommand, ns: Mapping[str, Any]) -> dict[str, str]:
     if not cmd.args or len(cmd.args) > 2:
         raise UsageError("usage: %kite alias NAME TARGET (or %kite alias NAME to remove it)")
     name = cmd.args[0]
-    aliases = dict(magics.aliases)
+    settings = magics.magic_settings
+    aliases = dict(settings.aliases)
     if len(cmd.args) == 1:
         if aliases.pop(name, None) is None:
             known = ", ".join(aliases) or "none"
@@ -106,13 +109,13 @@ def _alias(magics: KiteMagics, cmd: KiteCommand, ns: Mapping[str, Any]) -> dict[
     else:
         if "/" in name or name.startswith("agent:") or name.startswith("-"):
             raise UsageError(f"%kite alias: {name!r} cannot be an alias name; use a plain word")
-        _check_target(cmd.args[1])
+        check_target(cmd.args[1])
         aliases[name] = cmd.args[1]
-    magics.aliases = aliases  # reassign: traitlets notices, other code sees a new dict
+    settings.aliases = aliases  # reassign: traitlets notices, other code sees a new dict
     return aliases
 
 
-def _status(magics: KiteMagics, cmd: KiteCommand, ns: Mapping[str, Any]) -> dict[str, Any]:
+def _status(magics: MagicsHost, cmd: KiteCommand, ns: Mapping[str, Any]) -> dict[str, Any]:
     ai = magics.ai
     settings = ai.settings
     shown = {k: v for k, v in settings.masked().items() if v is not None}
@@ -168,7 +171,7 @@ def _breakers(ai: Any) -> dict[str, Any]:
         return dict(ai._breakers)
 
 
-def _breaker(magics: KiteMagics, cmd: KiteCommand, ns: Mapping[str, Any]) -> Any:
+def _breaker(magics: MagicsHost, cmd: KiteCommand, ns: Mapping[str, Any]) -> Any:
     parser = _Parser(prog="%kite breaker")
     parser.add_argument("action", nargs="?", choices=("status", "reset", "trip"),
                         default="status")
@@ -195,10 +198,19 @@ def _breaker(magics: KiteMagics, cmd: KiteCommand, ns: Mapping[str, Any]) -> Any
 
 def _call(func: Callable[..., Any], *args: Any) -> Any:
     result = func(*args)
-    return run_sync(result) if inspect.isawaitable(result) else result
+    return _wait(result) if inspect.isawaitable(result) else result
 
 
-def _history(magics: KiteMagics, cmd: KiteCommand, ns: Mapping[str, Any]) -> Any:
+def _wait(awaitable: Awaitable[T]) -> T:
+    """``run_sync`` for any awaitable (store methods may return futures, not coroutines)."""
+
+    async def waiting() -> T:
+        return await awaitable
+
+    return run_sync(waiting())
+
+
+def _history(magics: MagicsHost, cmd: KiteCommand, ns: Mapping[str, Any]) -> Any:
     from kite_lab.frames import history_df, sessions_df
 
     if len(cmd.args) > 1:
@@ -208,32 +220,32 @@ def _history(magics: KiteMagics, cmd: KiteCommand, ns: Mapping[str, Any]) -> Any
     return sessions_df(magics.ai)
 
 
-def _reset(magics: KiteMagics, cmd: KiteCommand, ns: Mapping[str, Any]) -> Any:
+def _reset(magics: MagicsHost, cmd: KiteCommand, ns: Mapping[str, Any]) -> Any:
     """Forget one session, or those this kernel's cells used (never other users' ones)."""
     if len(cmd.args) > 1:
         raise UsageError("usage: %kite reset [SESSION]")
     ids = list(cmd.args) or sorted(magics.sessions_used)
     store = magics.ai.session_memory
     for sid in ids:
-        run_sync(store.adelete_session(sid))
+        _wait(store.adelete_session(sid))
         magics.sessions_used.discard(sid)
     print(f"forgot {len(ids)} session(s): {', '.join(ids) or 'none'}")
     return ids
 
 
-def _calls(magics: KiteMagics, cmd: KiteCommand, ns: Mapping[str, Any]) -> Any:
+def _calls(magics: MagicsHost, cmd: KiteCommand, ns: Mapping[str, Any]) -> Any:
     from kite_lab.frames import calls_df
 
     return calls_df(magics.ai)
 
 
-def _metrics(magics: KiteMagics, cmd: KiteCommand, ns: Mapping[str, Any]) -> Any:
+def _metrics(magics: MagicsHost, cmd: KiteCommand, ns: Mapping[str, Any]) -> Any:
     from kite_lab.frames import metrics_df
 
     return metrics_df(magics.ai)
 
 
-def _cost(magics: KiteMagics, cmd: KiteCommand, ns: Mapping[str, Any]) -> Any:
+def _cost(magics: MagicsHost, cmd: KiteCommand, ns: Mapping[str, Any]) -> Any:
     from kite_lab.frames import cost_df
 
     frame = cost_df(magics.ai)
@@ -244,7 +256,7 @@ def _cost(magics: KiteMagics, cmd: KiteCommand, ns: Mapping[str, Any]) -> Any:
     return frame
 
 
-def _export(magics: KiteMagics, cmd: KiteCommand, ns: Mapping[str, Any]) -> Any:
+def _export(magics: MagicsHost, cmd: KiteCommand, ns: Mapping[str, Any]) -> Any:
     parser = _Parser(prog="%kite export")
     parser.add_argument("path")
     parser.add_argument("--force", action="store_true")

@@ -16,7 +16,8 @@ __all__ = ["load_ipython_extension", "unload_ipython_extension"]
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    from kite_lab.notebook.magics import KiteMagics, load_pyproject_config
+    from kite_lab.notebook.magics import KiteMagics
+    from kite_lab.notebook.settings import load_pyproject_config
 
     if ipython.magics_manager.registry.get("KiteMagics") is not None:
         return  # %load_ext twice, or %reload_ext: keep the kernel's Kite and its state

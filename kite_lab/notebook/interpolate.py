@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import re
 import types
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Interpolation", "Reference", "interpolate", "segments"]
+__all__ = ["Interpolation", "Reference", "interpolate", "segments", "visible"]
 
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 _PATH = rf"{_NAME}(?:\.{_NAME}|\[[^\[\]{{}}\n]+\])*"
@@ -145,3 +145,33 @@ def _reason(exc: Exception) -> str:
     if isinstance(exc, IndexError):
         return "index out of range"
     return f"{type(exc).__name__}: {exc}"[:120]
+
+
+def visible(ns: Mapping[str, Any], hidden: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    """``ns`` without IPython's own names (``In``, ``Out``, ``exit`` ...: ``user_ns_hidden``),
+    so ``{In}`` in a prompt stays literal; a live view, nothing is copied."""
+    if not hidden:
+        return ns
+    return _Without(ns, hidden)
+
+
+class _Without(Mapping[str, Any]):
+    def __init__(self, ns: Mapping[str, Any], hidden: Mapping[str, Any]) -> None:
+        self._ns, self._hidden = ns, hidden
+
+    def _shown(self, key: str) -> bool:
+        return key in self._ns and not (key in self._hidden and self._ns[key] is self._hidden[key])
+
+    def __getitem__(self, key: str) -> Any:
+        if not self._shown(key):
+            raise KeyError(key)
+        return self._ns[key]
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self._shown(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return (k for k in self._ns if self._shown(k))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)

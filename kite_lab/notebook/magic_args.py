@@ -8,6 +8,10 @@ Why a module of its own: the magics, ``%%kite?`` help, and the exporter (which c
 
 ``target`` is ``provider/model``, a bare model, an alias, or ``agent:NAME``. Every error is
 an IPython ``UsageError`` (short, no traceback), never an argparse ``SystemExit``.
+
+``plan_cell`` turns a line, a body and the magic's settings into a ``CellPlan``: what the
+cell will do, decided once. The cell runner executes it (``cell.CellRunner``) and the
+exporter compiles it (``export.kite_cells``), both through ``kite_lab.script``.
 """
 
 from __future__ import annotations
@@ -15,27 +19,31 @@ from __future__ import annotations
 import json
 import re
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from IPython.core.error import UsageError
 from IPython.core.magic_arguments import argument, magic_arguments
 
+from kite_lab.notebook.settings import FORMATS, MagicSettings
+
 __all__ = [
-    "FORMATS",
     "MODEL_ONLY_OPTIONS",
+    "RESERVED_PARAMS",
     "model_only_given",
     "LINE_COMMANDS",
+    "CellPlan",
     "KiteCellOptions",
     "KiteCommand",
     "cell_help",
+    "check_target",
     "kite_arguments",
     "parse_kite_line",
     "parse_line_command",
+    "plan_cell",
+    "resolve_alias",
 ]
-
-FORMATS: tuple[str, ...] = ("markdown", "text", "code", "json", "html", "df")
 
 #: options that configure a model call, so they make no sense with ``agent:NAME``
 MODEL_ONLY_OPTIONS: tuple[str, ...] = (
@@ -54,6 +62,10 @@ def model_only_given(opts: Any) -> list[str]:
         return value is not None
 
     return [name for name in MODEL_ONLY_OPTIONS if given(getattr(opts, name))]
+
+
+#: ``-m`` keys a cell decides itself (the prompt and history, the cache flag, the tools)
+RESERVED_PARAMS: tuple[str, ...] = ("messages", "prompt", "cache", "tools", "tool_choice")
 
 #: ``%kite`` line commands and their one-line help (the order is the help's order)
 LINE_COMMANDS: dict[str, str] = {
@@ -189,7 +201,7 @@ def parse_kite_line(line: str) -> KiteCellOptions:
         raise UsageError(f"%%kite: -o needs a Python variable name, not {out!r}")
     target = args.target
     if target is not None:
-        _check_target(target)
+        check_target(target)
     params = _parse_params(args.params)
     for flag, name in ((args.temperature, "temperature"), (args.max_tokens, "max_tokens")):
         if flag is not None and name in params:
@@ -217,7 +229,8 @@ def parse_kite_line(line: str) -> KiteCellOptions:
     )
 
 
-def _check_target(target: str) -> None:
+def check_target(target: str) -> None:
+    """UsageError unless ``target`` can name a model, an alias or ``agent:NAME``."""
     if target.startswith("-"):  # argparse lets "-" through as a positional
         raise UsageError(f"%%kite: unknown option {target!r}; see %%kite? for the options")
     if target.startswith("agent:"):
@@ -297,3 +310,84 @@ def cell_help() -> str:
     """The help shown by ``%%kite?`` and ``%kite help``: cell options, then line commands."""
     commands = "\n".join(f"  %kite {text}" for text in LINE_COMMANDS.values())
     return f"{_kite_cell.__doc__}\n\nLine commands:\n{commands}\n"
+
+
+# -- the plan of one %%kite cell ---------------------------------------------------------
+
+
+def resolve_alias(target: str | None, aliases: Mapping[str, str]) -> str | None:
+    """Follow aliases (``agents.resolve_alias``, the one rule); a cycle is a UsageError."""
+    from kite_lab.agents.lookup import resolve_alias as follow
+    from kite_lab.core.errors import InvalidInput
+
+    try:
+        return follow(target, aliases)
+    except InvalidInput as exc:
+        raise UsageError(f"%%kite: {exc}") from None
+
+
+@dataclass(frozen=True)
+class CellPlan:
+    """What one ``%%kite`` cell does, decided from its line, its body and the settings.
+
+    ``prompt`` and ``system`` are templates: ``{name}`` references are filled in where the
+    cell runs (from the kernel's namespace) or compiled (into an f-string).
+    """
+
+    kind: str  # "model", "agent" (agent:NAME) or "tools" (--tools: an agent loop)
+    target: str | None  # after aliases and default_model; "agent:NAME" for agents
+    requested: str | None  # the target the line names, as written (None: it names none)
+    asked: str | None  # where alias resolution started: ``requested``, else default_model
+    prompt: str
+    system: str | None
+    params: dict[str, Any]  # generation parameters (-m, --temperature, --max-tokens)
+    session: str | None
+    tools: tuple[str, ...]
+    format: str
+    out: str | None
+    stream: bool
+    cache: bool | None  # the pipeline's cache= (False with --no-cache)
+    interpolate: bool
+    dry_run: bool
+    max_history: int  # session messages sent (--session), or read by a tools agent
+
+    @property
+    def agent(self) -> str | None:
+        """``NAME`` of ``agent:NAME``."""
+        if self.kind == "agent" and self.target is not None:
+            return self.target[len("agent:"):]
+        return None
+
+
+def plan_cell(line: str, body: str, settings: MagicSettings) -> CellPlan:
+    """Parse a ``%%kite`` cell into its ``CellPlan``; ``UsageError`` when it cannot run."""
+    opts = parse_kite_line(line)
+    prompt = body.strip("\n").rstrip()
+    if not prompt.strip():
+        raise UsageError("%%kite: the cell is empty; write the prompt below the %%kite line")
+    asked = opts.target or settings.default_model or None
+    target = resolve_alias(asked, settings.aliases)
+    params = opts.model_params()
+    kind = "model"
+    if target is not None and target.startswith("agent:"):
+        kind = "agent"
+        given = model_only_given(opts)
+        if given:
+            raise UsageError(
+                f"%%kite: {', '.join('--' + g.replace('_', '-') for g in given)} do not apply "
+                f"to {target}; set them on the agent (ai.create_agent(..., model=...))")
+    elif opts.tools:
+        kind = "tools"
+        if params:
+            raise UsageError("%%kite: --tools runs an agent loop; model parameters are not "
+                             "supported with it (create an agent with ai.create_agent)")
+    for key in params:
+        if key in RESERVED_PARAMS:
+            raise UsageError(f"%%kite: -m cannot set {key!r}; it is decided by the cell")
+    return CellPlan(
+        kind=kind, target=target, requested=opts.target, asked=asked, prompt=prompt,
+        system=opts.system, params=params, session=opts.session, tools=opts.tools,
+        format=opts.format or settings.default_format, out=opts.out,
+        stream=settings.stream if opts.stream is None else opts.stream, cache=opts.cache,
+        interpolate=opts.interpolate, dry_run=opts.dry_run, max_history=settings.max_history,
+    )

@@ -24,8 +24,8 @@ from kite_lab.providers.base import (
     fit_to_signature,
     split_system,
 )
-from kite_lab.providers.errors import map_sdk_error
 from kite_lab.providers.openai_compat import parse_tool_arguments
+from kite_lab.providers.sdk_errors import map_sdk_error
 
 __all__ = ["AnthropicProvider"]
 
@@ -100,6 +100,12 @@ class AnthropicProvider(LLMProvider):
         self._api_key = secret.get_secret_value()
         self._clients = PerLoop(self._make_client)
 
+    def load_sdk(self) -> None:
+        # the package, and the messages resource + response types its first call imports
+        import anthropic
+        import anthropic.resources.messages
+        import anthropic.types  # noqa: F401
+
     def _make_client(self) -> Any:
         import anthropic
 
@@ -135,7 +141,7 @@ class AnthropicProvider(LLMProvider):
         return map_sdk_error(exc, self.name, anthropic, parsing=parsing) or exc
 
     async def _create(self, payload: dict[str, Any]) -> Any:
-        create = self._clients.get().messages.create
+        create = self._client().messages.create
         try:
             return await create(**fit_to_signature(create, payload))
         except Exception as exc:

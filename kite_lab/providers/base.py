@@ -110,6 +110,21 @@ class LLMProvider(ABC):
     #: SDK clients, one per event loop (set by subclasses that use one)
     _clients: PerLoop[Any] | None = None
 
+    def load_sdk(self) -> None:
+        """Import the provider's SDK and what its first call would load; idempotent.
+
+        Sync and thread-safe, so a caller can do it before the first call (``create_agent``)
+        or in a worker thread (the service's warm-up) instead of on the event loop in the
+        middle of the first requests. Providers without an SDK do nothing.
+        """
+        return None
+
+    def _client(self) -> Any:
+        """The SDK client of the running event loop (built on its first call)."""
+        if self._clients is None:
+            raise RuntimeError(f"{type(self).__name__} sets no SDK clients (_clients)")
+        return self._clients.get()
+
     async def aclose(self) -> None:
         """Close the SDK clients of every event loop still alive."""
         if self._clients is None:

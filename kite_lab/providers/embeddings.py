@@ -12,7 +12,7 @@ for users, ``embed_array`` is for the vector memory (no Python-float round trip)
 
 ``build_embeddings(settings)`` checks VECTOR_DIMENSION against the model when it is
 built, and never downloads a model: the default all-MiniLM-L6-v2 is assembled from
-installed packages (see ``embedded_model``), other fastembed models must already be in
+installed packages (see ``bundled_minilm``), other fastembed models must already be in
 FASTEMBED_CACHE_PATH.
 """
 
@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from kite_lab.core.errors import ConfigError, InvalidInput, MalformedResponse, MissingAPIKey
 from kite_lab.core.runner import PerLoop, run_sync
-from kite_lab.providers.embedded_model import (
+from kite_lab.providers.bundled_minilm import (
     EMBEDDED_DIMENSION,
     EMBEDDED_MODEL,
     ensure_embedded_model,
@@ -86,19 +86,23 @@ class EmbeddingProvider:
     # -- public API -------------------------------------------------------------------
     def embed(self, text: str) -> list[float]:
         """The vector of one text."""
-        return self.embed_array([check_text(text)])[0].tolist()
+        vector: list[float] = self.embed_array([check_text(text)])[0].tolist()
+        return vector
 
     def embed_batch(self, texts: Sequence[str]) -> list[list[float]]:
         """The vectors of several texts, computed in batches."""
         items = check_texts(texts)
-        return self.embed_array(items).tolist() if items else []
+        vectors: list[list[float]] = self.embed_array(items).tolist() if items else []
+        return vectors
 
     async def aembed(self, text: str) -> list[float]:
-        return (await self.aembed_array([check_text(text)]))[0].tolist()
+        vector: list[float] = (await self.aembed_array([check_text(text)]))[0].tolist()
+        return vector
 
     async def aembed_batch(self, texts: Sequence[str]) -> list[list[float]]:
         items = check_texts(texts)
-        return (await self.aembed_array(items)).tolist() if items else []
+        vectors: list[list[float]] = (await self.aembed_array(items)).tolist() if items else []
+        return vectors
 
     def embed_array(self, texts: Sequence[str]) -> np.ndarray:
         """``(len(texts), dimension)`` float32, rows L2-normalised. Texts are not re-checked."""
@@ -300,7 +304,7 @@ class OpenAIEmbeddingProvider(EmbeddingProvider):
         import numpy as np
         import openai
 
-        from kite_lab.providers.errors import map_sdk_error
+        from kite_lab.providers.sdk_errors import map_sdk_error
 
         rows: list[list[float]] = []
         client = self._clients.get()

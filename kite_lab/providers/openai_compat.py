@@ -22,7 +22,7 @@ from kite_lab.providers.base import (
     fit_to_signature,
     split_system,
 )
-from kite_lab.providers.errors import map_sdk_error
+from kite_lab.providers.sdk_errors import map_sdk_error
 
 __all__ = ["GroqProvider", "OllamaProvider", "OpenAIProvider", "parse_tool_arguments"]
 
@@ -102,6 +102,12 @@ class OpenAIProvider(LLMProvider):
     def _base_url(self) -> str | None:
         return self.settings.openai_base_url
 
+    def load_sdk(self) -> None:
+        # the package, and the chat resource + response types its first call imports
+        import openai
+        import openai.resources.chat
+        import openai.types.chat  # noqa: F401
+
     def _make_client(self) -> Any:
         import openai
 
@@ -141,7 +147,7 @@ class OpenAIProvider(LLMProvider):
         return map_sdk_error(exc, self.name, openai, parsing=parsing) or exc
 
     async def _create(self, payload: dict[str, Any]) -> Any:
-        create = self._clients.get().chat.completions.create
+        create = self._client().chat.completions.create
         try:
             return await create(**fit_to_signature(create, payload))
         except Exception as exc:

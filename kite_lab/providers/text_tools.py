@@ -84,7 +84,7 @@ def _forced_name(choice: dict[str, Any]) -> str | None:
     """The tool named by an OpenAI- or Anthropic-style tool_choice dict."""
     function = choice.get("function")
     if isinstance(function, dict) and isinstance(function.get("name"), str):
-        return function["name"]
+        return str(function["name"])
     name = choice.get("name")
     return name if isinstance(name, str) else None
 

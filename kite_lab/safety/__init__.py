@@ -11,14 +11,10 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from kite_lab.safety.breaker import (
-        CircuitBreaker,
-        CircuitBreakerConfig,
-        CircuitState,
-        build_breaker,
-    )
-    from kite_lab.safety.classify import classify
     from kite_lab.backends.clock import FakeClock, SystemClock
+    from kite_lab.safety.breaker import CircuitBreaker, build_breaker
+    from kite_lab.safety.breaker_types import CircuitBreakerConfig, CircuitState
+    from kite_lab.safety.classify import classify
     from kite_lab.safety.idempotency import (
         IdempotencyManager,
         JSONSerializer,
@@ -29,24 +25,25 @@ if TYPE_CHECKING:
     from kite_lab.safety.kill_switch import KillSwitch, KillSwitchLimits, build_kill_switch
     from kite_lab.safety.rate_limit import RateLimiter, RateLimitResult
 
+#: name -> the module that defines it
 _EXPORTS = {
-    "CircuitBreaker": "breaker",
-    "CircuitBreakerConfig": "breaker",
-    "CircuitState": "breaker",
-    "build_breaker": "breaker",
-    "classify": "classify",
-    "FakeClock": "clock",
-    "SystemClock": "clock",
-    "IdempotencyManager": "idempotency",
-    "JSONSerializer": "idempotency",
-    "Lease": "idempotency",
-    "StoredResult": "idempotency",
-    "build_idempotency": "idempotency",
-    "KillSwitch": "kill_switch",
-    "KillSwitchLimits": "kill_switch",
-    "build_kill_switch": "kill_switch",
-    "RateLimiter": "rate_limit",
-    "RateLimitResult": "rate_limit",
+    "CircuitBreaker": "kite_lab.safety.breaker",
+    "CircuitBreakerConfig": "kite_lab.safety.breaker_types",
+    "CircuitState": "kite_lab.safety.breaker_types",
+    "build_breaker": "kite_lab.safety.breaker",
+    "classify": "kite_lab.safety.classify",
+    "FakeClock": "kite_lab.backends.clock",
+    "SystemClock": "kite_lab.backends.clock",
+    "IdempotencyManager": "kite_lab.safety.idempotency",
+    "JSONSerializer": "kite_lab.safety.idempotency",
+    "Lease": "kite_lab.safety.idempotency",
+    "StoredResult": "kite_lab.safety.idempotency",
+    "build_idempotency": "kite_lab.safety.idempotency",
+    "KillSwitch": "kite_lab.safety.kill_switch",
+    "KillSwitchLimits": "kite_lab.safety.kill_switch",
+    "build_kill_switch": "kite_lab.safety.kill_switch",
+    "RateLimiter": "kite_lab.safety.rate_limit",
+    "RateLimitResult": "kite_lab.safety.rate_limit",
 }
 
 __all__ = [
@@ -74,7 +71,7 @@ def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'kite_lab.safety' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"kite_lab.safety.{module}"), name)
+    value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
 

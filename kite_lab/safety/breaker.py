@@ -22,111 +22,37 @@ import functools
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, fields
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
+from kite_lab.backends.clock import SYSTEM_CLOCK, Clock
 from kite_lab.core.errors import CircuitBreakerError, ConfigError
 from kite_lab.core.runner import run_sync
-from kite_lab.safety.breaker_stores import (
+from kite_lab.safety.breaker_memory import MemoryBreakerStore
+from kite_lab.safety.breaker_store import BreakerStore
+from kite_lab.safety.breaker_types import (
     CLOSED,
     HALF_OPEN,
     OPEN,
     Admission,
-    BreakerStore,
+    CircuitBreakerConfig,
     CircuitState,
-    MemoryBreakerStore,
     RecordResult,
     Snapshot,
     Transition,
 )
 from kite_lab.safety.classify import Outcome, classify
-from kite_lab.backends.clock import SYSTEM_CLOCK, Clock
 
 if TYPE_CHECKING:
     from kite_lab.core.config import KiteSettings
     from kite_lab.core.events import EventBus
 
-__all__ = [
-    "CircuitBreaker",
-    "CircuitBreakerConfig",
-    "CircuitState",
-    "Transition",
-    "build_breaker",
-]
+__all__ = ["CircuitBreaker", "build_breaker"]
 
 log = logging.getLogger("kite_lab.safety.breaker")
 P = ParamSpec("P")
 T = TypeVar("T")
 Listener = Callable[["CircuitBreaker", Transition], Any]
-
-_POSITIVE_INTS = ("failure_threshold", "success_threshold", "half_open_max_calls")
-_POSITIVE_FLOATS = ("timeout_seconds", "max_half_open_seconds")
-_EXCEPTION_LISTS = ("record_exceptions", "ignore_exceptions")
-
-
-@dataclass(eq=False)
-class CircuitBreakerConfig:
-    """Thresholds of a breaker; every assignment is validated and takes effect at once.
-
-    ``ai.circuit_breaker.config.failure_threshold = 3`` changes the live breaker: the
-    stores read the config on every decision.
-    """
-
-    #: consecutive counted failures that open a closed breaker
-    failure_threshold: int = 3
-    #: successful permit calls that close a half-open breaker
-    success_threshold: int = 2
-    #: seconds an open breaker rejects calls before letting a probe through
-    timeout_seconds: float = 60.0
-    #: probes allowed at once while half-open
-    half_open_max_calls: int = 1
-    #: lease of a half-open permit: a probe that never reports back frees it after this
-    max_half_open_seconds: float = 120.0
-    #: exception classes that always count as failures (checked after ignore_exceptions)
-    record_exceptions: tuple[type[BaseException], ...] = ()
-    #: exception classes that never count (they release a half-open permit)
-    ignore_exceptions: tuple[type[BaseException], ...] = ()
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        object.__setattr__(self, name, _validated(name, value))
-
-    @classmethod
-    def from_settings(cls, settings: KiteSettings, **overrides: Any) -> CircuitBreakerConfig:
-        """CIRCUIT_BREAKER_THRESHOLD / CIRCUIT_BREAKER_TIMEOUT, probes leased 2x LLM_TIMEOUT."""
-        values: dict[str, Any] = {
-            "failure_threshold": settings.circuit_breaker_threshold,
-            "timeout_seconds": settings.circuit_breaker_timeout,
-            "max_half_open_seconds": max(120.0, 2 * settings.llm_timeout),
-        }
-        values.update(overrides)
-        return cls(**values)
-
-    def to_dict(self) -> dict[str, Any]:
-        data = {f.name: getattr(self, f.name) for f in fields(self)}
-        for name in _EXCEPTION_LISTS:
-            data[name] = [cls.__name__ for cls in data[name]]
-        return data
-
-
-def _validated(name: str, value: Any) -> Any:
-    if name in _POSITIVE_INTS:
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise ConfigError(f"circuit breaker {name} must be a positive integer, got {value!r}")
-        return value
-    if name in _POSITIVE_FLOATS:
-        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-            raise ConfigError(f"circuit breaker {name} must be a positive number of seconds, "
-                              f"got {value!r}")
-        return float(value)
-    if name in _EXCEPTION_LISTS:
-        classes = tuple(value or ())
-        for cls in classes:
-            if not (isinstance(cls, type) and issubclass(cls, BaseException)):
-                raise ConfigError(f"circuit breaker {name} must list exception classes, "
-                                  f"got {cls!r}")
-        return classes
-    raise AttributeError(f"CircuitBreakerConfig has no setting {name!r}")
 
 
 class _Guard:
@@ -233,7 +159,7 @@ class CircuitBreaker:
         reported ``half_open``: the next call will be its probe.
         """
         if self._store.inline:
-            return self._store.snapshot_now().state  # type: ignore[attr-defined]
+            return self._store.snapshot_now().state
         state = self._known_state
         if state is OPEN and self._known_open_until is not None:
             if self.clock.now() >= self._known_open_until:
@@ -417,7 +343,7 @@ class CircuitBreaker:
 
     def _snapshot_sync(self) -> Snapshot:
         if self._store.inline:
-            return self._store.snapshot_now()  # type: ignore[attr-defined,no-any-return]
+            return self._store.snapshot_now()
         try:
             snap = self._store_sync("snapshot")
         except RuntimeError:  # called on kite_lab's own loop thread: the last known state
@@ -504,7 +430,7 @@ def build_breaker(
     store: BreakerStore
     if backend == "redis":
         from kite_lab.safety.breaker_fallback import FallbackBreakerStore
-        from kite_lab.safety.breaker_stores import RedisBreakerStore
+        from kite_lab.safety.breaker_redis import RedisBreakerStore
 
         assert settings.redis_url is not None  # resolved_backend checked it
         primary = RedisBreakerStore(settings.redis_url, settings.kite_redis_prefix, name, clock)

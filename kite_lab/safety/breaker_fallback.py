@@ -21,23 +21,21 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
+from kite_lab.backends.redis_guard import RedisGuard
 from kite_lab.core.events import EventBus
-from kite_lab.safety.breaker_stores import (
+from kite_lab.safety.breaker_memory import MemoryBreakerStore
+from kite_lab.safety.breaker_redis import RedisBreakerStore
+from kite_lab.safety.breaker_store import BreakerStore
+from kite_lab.safety.breaker_types import (
     OPEN,
     Admission,
-    BreakerStore,
-    MemoryBreakerStore,
+    CircuitBreakerConfig,
+    CircuitState,
     RecordResult,
-    RedisBreakerStore,
     Snapshot,
 )
-from kite_lab.backends.redis_client import describe_redis_error, is_redis_error
-
-if TYPE_CHECKING:
-    from kite_lab.safety.breaker import CircuitBreakerConfig
-    from kite_lab.safety.breaker_stores import CircuitState
 
 __all__ = ["FallbackBreakerStore"]
 
@@ -67,10 +65,9 @@ class FallbackBreakerStore(BreakerStore):
         self.name = name
         self.events = events
         self.retry_interval = retry_interval
-        self.degraded = False
-        #: times this store entered fallback (also counted from breaker:fallback events)
-        self.fallback_count = 0
-        self.last_error: str | None = None
+        #: describes, logs and emits ``breaker:fallback`` once per outage
+        self.guard = RedisGuard(f"breaker {name!r}", events, event="breaker:fallback",
+                                url=primary.url, logger=log, detail_field="reason", once=True)
         self._retry_at = 0.0
         self._known_open_until: float | None = None
         self._known_consecutive = 0
@@ -83,40 +80,48 @@ class FallbackBreakerStore(BreakerStore):
     def backend(self) -> str:  # type: ignore[override]
         return "memory (redis unreachable)" if self.degraded else "redis"
 
+    @property
+    def degraded(self) -> bool:
+        """True while this process uses its local breaker."""
+        return self.guard.degraded
+
+    @property
+    def fallback_count(self) -> int:
+        """Times this store entered fallback (also counted from breaker:fallback events)."""
+        return self.guard.failures
+
+    @property
+    def last_error(self) -> str | None:
+        return self.guard.last_error
+
     # -- policy ---------------------------------------------------------------------------
     def _use_local(self) -> bool:
         return self.degraded and self.clock.now() < self._retry_at
 
     def _degrade(self, exc: BaseException, cfg: CircuitBreakerConfig) -> None:
+        """Re-raise ``exc`` unless Redis failed; else (first time) switch to a local breaker.
+
+        The local breaker is seeded before the guard emits ``breaker:fallback``.
+        """
+        if not self.guard.is_failure(exc):
+            raise exc
         self._retry_at = self.clock.now() + self.retry_interval
-        self.last_error = describe_redis_error(exc, self.primary.url)
-        if self.degraded:
-            return
-        self.degraded = True
-        self._domain += 1
-        self.fallback_count += 1
-        self.local = MemoryBreakerStore(self.clock)
-        open_until = self._known_open_until
-        if open_until is not None and open_until > self.clock.now():
-            seed = Snapshot(state=OPEN, open_until=open_until)
-        else:
-            seed = Snapshot(consecutive_failures=self._known_consecutive)
-        self.local.seed(seed, cfg)
-        log.warning("breaker %r: Redis unreachable (%s); using a local breaker", self.name,
-                    self.last_error)
-        if self.events is not None:
-            self.events.emit("breaker:fallback", name=self.name, reason=self.last_error,
-                             active=True, backend="memory")
+        if not self.degraded:
+            self._domain += 1
+            self.local = MemoryBreakerStore(self.clock)
+            open_until = self._known_open_until
+            if open_until is not None and open_until > self.clock.now():
+                seed = Snapshot(state=OPEN, open_until=open_until)
+            else:
+                seed = Snapshot(consecutive_failures=self._known_consecutive)
+            self.local.seed(seed, cfg)
+        self.guard.failed(exc, "using a local breaker", name=self.name, active=True,
+                          backend="memory")
 
     def _recover(self) -> None:
-        if not self.degraded:
-            return
-        self.degraded = False
-        self._domain += 1
-        log.warning("breaker %r: Redis reachable again; shared state resumes", self.name)
-        if self.events is not None:
-            self.events.emit("breaker:fallback", name=self.name, reason="redis reachable again",
-                             active=False, backend="redis")
+        if self.degraded:
+            self._domain += 1
+            self.guard.recovered(name=self.name, active=False, backend="redis")
 
     def _remember(self, state: CircuitState, retry_after: float | None,
                   cfg: CircuitBreakerConfig, consecutive: int | None = None) -> None:
@@ -157,8 +162,6 @@ class FallbackBreakerStore(BreakerStore):
         try:
             admission = await self.primary.acquire(cfg)
         except Exception as exc:
-            if not is_redis_error(exc):
-                raise
             self._degrade(exc, cfg)
             return self.local.acquire_now(cfg)
         self._recover()
@@ -171,10 +174,8 @@ class FallbackBreakerStore(BreakerStore):
         if admission.store is not self.primary or self._use_local():
             return self.local.record_now(admission, outcome, cfg, error)
         try:
-            result = await self.primary.record(admission, outcome, cfg, error)
+            result: RecordResult = await self.primary.record(admission, outcome, cfg, error)
         except Exception as exc:
-            if not is_redis_error(exc):
-                raise
             self._degrade(exc, cfg)
             return self.local.record_now(admission, outcome, cfg, error)
         self._recover()
@@ -189,8 +190,6 @@ class FallbackBreakerStore(BreakerStore):
         try:
             result = await self.primary.force(state, cfg, reason)
         except Exception as exc:
-            if not is_redis_error(exc):
-                raise
             self._degrade(exc, cfg)
             return self.local.force_now(state, cfg, reason)
         self._recover()
@@ -203,10 +202,6 @@ class FallbackBreakerStore(BreakerStore):
         try:
             snap = await self.primary.snapshot()
         except Exception as exc:
-            if not is_redis_error(exc):
-                raise
-            from kite_lab.safety.breaker import CircuitBreakerConfig
-
             self._degrade(exc, self._cfg or CircuitBreakerConfig())
             return self._local_snapshot()
         self._recover()

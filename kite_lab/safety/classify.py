@@ -33,7 +33,7 @@ class Outcome(enum.Enum):
 
 #: HTTP statuses that say "your request is wrong", not "the provider is down"
 NON_COUNTING_STATUSES = frozenset({400, 401, 402, 403, 404, 409, 413, 422})
-#: 429 bodies that mean billing, not load (same codes as providers/errors.py)
+#: 429 bodies that mean billing, not load (same codes as providers/sdk_errors.py)
 QUOTA_CODES = frozenset({"insufficient_quota", "billing_hard_limit_reached", "billing_not_active"})
 
 #: (error, outcome, why) -- rendered into docs/safety.md; order = precedence
@@ -75,7 +75,7 @@ _SUCCESS = Classification(Outcome.SUCCESS)
 
 
 def _sdk_error(exc: BaseException) -> ProviderError | None:
-    """Map a raw openai/anthropic SDK exception through providers/errors.py."""
+    """Map a raw openai/anthropic SDK exception through providers/sdk_errors.py."""
     root = type(exc).__module__.partition(".")[0]
     if root not in ("openai", "anthropic"):
         return None
@@ -83,7 +83,7 @@ def _sdk_error(exc: BaseException) -> ProviderError | None:
     base = getattr(sdk, "OpenAIError", None) or getattr(sdk, "AnthropicError", None)
     if sdk is None or base is None or not isinstance(exc, base):
         return None
-    from kite_lab.providers.errors import map_sdk_error
+    from kite_lab.providers.sdk_errors import map_sdk_error
 
     return map_sdk_error(exc, root, sdk)
 

@@ -43,6 +43,8 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from kite_lab.backends.clock import SYSTEM_CLOCK, Clock
+from kite_lab.backends.redis_guard import RedisGuard
 from kite_lab.core.errors import (
     IdempotencyConflict,
     IdempotencyInProgress,
@@ -51,12 +53,9 @@ from kite_lab.core.errors import (
     StoreUnavailable,
 )
 from kite_lab.core.runner import run_sync
-from kite_lab.backends.clock import SYSTEM_CLOCK, Clock
-from kite_lab.safety.idempotency_stores import (
-    IdempotencyStore,
-    MemoryIdempotencyStore,
-)
-from kite_lab.backends.redis_client import describe_redis_error, is_redis_error
+from kite_lab.core.validate import check_number
+from kite_lab.safety.idempotency_memory import MemoryIdempotencyStore
+from kite_lab.safety.idempotency_store import IdempotencyStore
 
 if TYPE_CHECKING:
     from kite_lab.core.config import KiteSettings
@@ -152,12 +151,8 @@ class Lease:
         try:
             stored = await manager.store.complete(self.operation_id, self.token, data, self.ttl)
         except Exception as exc:
-            if not is_redis_error(exc):
-                raise
-            manager._event("error", self.operation_id, detail="result not stored: "
-                           + describe_redis_error(exc))
-            log.warning("idempotency %r: result not stored (%s)", self.operation_id,
-                        describe_redis_error(exc))
+            manager._store_failed(exc, self.operation_id, "result not stored (the lease "
+                                  "expires on its own)")
             return False
         if stored:
             manager._event("completed", self.operation_id)
@@ -187,11 +182,8 @@ class Lease:
         try:
             released = await manager.store.release(self.operation_id, self.token)
         except Exception as exc:
-            if not is_redis_error(exc):
-                raise
-            manager._event("error", self.operation_id,
-                           detail="lease not released (it expires on its own): "
-                                  + describe_redis_error(exc))
+            manager._store_failed(exc, self.operation_id, "lease not released (it expires "
+                                  "on its own)")
             return False
         if released:
             manager._event("released", self.operation_id)
@@ -249,6 +241,9 @@ class IdempotencyManager:
             raise InvalidInput("on_in_progress must be 'wait' or 'raise'")
         self.on_in_progress = on_in_progress
         self.serializer: Serializer = serializer or JSONSerializer()
+        #: Redis failures: described, logged and emitted as ``idempotency:error``
+        self.guard = RedisGuard("idempotency", events, event="idempotency:error",
+                                url=getattr(self.store, "url", None), logger=log)
 
     @property
     def backend(self) -> str:
@@ -286,10 +281,7 @@ class IdempotencyManager:
             try:
                 result = await self.store.begin(operation_id, token, fp, lease_ttl)
             except Exception as exc:
-                if not is_redis_error(exc):
-                    raise
-                detail = describe_redis_error(exc)
-                self._event("error", operation_id, detail=detail)
+                detail = self._store_failed(exc, operation_id, "operation NOT executed")
                 raise StoreUnavailable(
                     f"idempotency store unreachable ({detail}); operation {operation_id!r} "
                     "was NOT executed. Retry when Redis is back (or set "
@@ -442,6 +434,11 @@ class IdempotencyManager:
 
             await aclose_redis_clients()
 
+    def _store_failed(self, exc: BaseException, operation_id: str, consequence: str) -> str:
+        """Re-raise ``exc`` unless Redis failed; else log, emit ``idempotency:error``."""
+        return self.guard.failed(exc, consequence, operation_id=operation_id, outcome="error",
+                                 backend=self.store.backend).detail
+
     def _event(self, outcome: str, operation_id: str, **extra: Any) -> None:
         if self.events is not None:
             self.events.emit(f"idempotency:{outcome}", operation_id=operation_id,
@@ -472,16 +469,11 @@ def check_operation_id(operation_id: Any) -> str:
 
 
 def _positive(value: Any, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise InvalidInput(f"idempotency {what} must be a positive number of seconds, "
-                           f"got {value!r}")
-    return float(value)
+    return check_number(value, f"idempotency {what}", unit="of seconds")
 
 
 def _non_negative(value: Any, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
-        raise InvalidInput(f"idempotency {what} must be >= 0 seconds, got {value!r}")
-    return float(value)
+    return check_number(value, f"idempotency {what}", strict=False, unit="seconds")
 
 
 def build_idempotency(
@@ -491,7 +483,7 @@ def build_idempotency(
     clock = clock or SYSTEM_CLOCK
     store: IdempotencyStore
     if settings.resolved_backend("idempotency") == "redis":
-        from kite_lab.safety.idempotency_stores import RedisIdempotencyStore
+        from kite_lab.safety.idempotency_redis import RedisIdempotencyStore
 
         assert settings.redis_url is not None
         store = RedisIdempotencyStore(settings.redis_url, settings.kite_redis_prefix, clock)

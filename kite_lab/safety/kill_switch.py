@@ -2,10 +2,10 @@
 
 ``ai.kill_switch.activate("runaway agent")`` makes every later provider call raise
 ``KillSwitchError`` (the call pipeline awaits ``acheck()`` before each one) until
-``deactivate()``. With the Redis store (chosen like the breaker's: BREAKER_BACKEND, or
-REDIS_URL set) the switch lives at ``{KITE_REDIS_PREFIX}killswitch`` and every replica
-sees it on its next call. That key has no TTL on purpose: a kill switch that silently
-expires is not one.
+``deactivate()``. The state lives in a store behind one contract (``kill_switch_store``):
+this process (``kill_switch_memory``) or Redis (``kill_switch_redis``, chosen like the
+breaker's: BREAKER_BACKEND, or REDIS_URL set), where every replica sees it on its next
+call. That key has no TTL on purpose: a kill switch that silently expires is not one.
 
 Redis unreachable: ``acheck`` uses the last state this process saw (emits
 ``killswitch:error``); ``activate``/``deactivate`` then apply to this process only, and
@@ -22,14 +22,12 @@ import time
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
+from kite_lab.backends.redis_guard import RedisGuard
 from kite_lab.core.errors import InvalidInput, KillSwitchError
 from kite_lab.core.runner import run_sync
-from kite_lab.backends.redis_client import (
-    describe_redis_error,
-    is_redis_error,
-    key_join,
-    redis_client,
-)
+from kite_lab.core.validate import check_int, check_number
+from kite_lab.safety.kill_switch_memory import MemoryKillSwitchStore
+from kite_lab.safety.kill_switch_store import KillSwitchStore, SwitchState
 
 if TYPE_CHECKING:
     from kite_lab.core.config import KiteSettings
@@ -53,14 +51,11 @@ class KillSwitchLimits:
 
     def __setattr__(self, name: str, value: Any) -> None:
         if value is not None:
-            whole = name in ("max_iterations", "max_same_action")
-            ok = not isinstance(value, bool) and (
-                isinstance(value, int) if whole else isinstance(value, int | float)
-            )
-            if not ok or not value > 0:
-                kind = "a positive integer" if whole else "a positive number"
-                raise InvalidInput(f"kill switch {name} must be {kind} or None, got {value!r}")
-            value = value if whole else float(value)
+            what = f"kill switch {name} (None: no limit)"
+            if name in ("max_iterations", "max_same_action"):
+                value = check_int(value, what, error=InvalidInput)
+            else:
+                value = check_number(value, what, error=InvalidInput)
         object.__setattr__(self, name, value)
 
     def exceeded(
@@ -87,28 +82,42 @@ class KillSwitchLimits:
 
 
 class KillSwitch:
-    """Stops provider calls while active (see the module docstring)."""
+    """Stops provider calls while active (see the module docstring).
+
+    ``store``: where the switch lives (default: this process). ``redis_url`` is the
+    shorthand for ``store=RedisKillSwitchStore(redis_url, prefix)``.
+    """
 
     def __init__(
         self,
         events: EventBus | None = None,
         *,
+        store: KillSwitchStore | None = None,
         redis_url: str | None = None,
         prefix: str = "kite:",
         limits: KillSwitchLimits | None = None,
     ) -> None:
+        if store is None:
+            if redis_url is not None:
+                from kite_lab.safety.kill_switch_redis import RedisKillSwitchStore
+
+                store = RedisKillSwitchStore(redis_url, prefix)
+            else:
+                store = MemoryKillSwitchStore()
+        elif redis_url is not None:
+            raise InvalidInput("pass a kill switch either store= or redis_url=, not both")
         self.events = events
+        self.store = store
         self.limits = limits or KillSwitchLimits()
-        self._url = redis_url
-        self._key = key_join(prefix, "killswitch")
-        # this process's view: the whole truth in memory, the last known state with Redis
-        self._active = False
-        self._reason: str | None = None
-        self._activated_at: float | None = None
+        #: Redis failures: described, logged and emitted as ``killswitch:error``
+        self.guard = RedisGuard("kill switch", events, event="killswitch:error",
+                                url=getattr(store, "url", None), logger=log)
+        # this process's view: the last state read from (or written to) the store
+        self._state = store.read_now() if store.inline else SwitchState(False)
 
     @property
     def backend(self) -> str:
-        return "redis" if self._url else "memory"
+        return self.store.backend
 
     def __repr__(self) -> str:
         return f"<KillSwitch {'ACTIVE' if self.is_active else 'inactive'} ({self.backend})>"
@@ -117,62 +126,54 @@ class KillSwitch:
     @property
     def is_active(self) -> bool:
         """Whether calls are blocked now (reads Redis when shared)."""
-        self._refresh_sync()
-        return self._active
+        return self._refresh_sync().active
 
     @property
     def reason(self) -> str | None:
-        self._refresh_sync()
-        return self._reason
+        return self._refresh_sync().reason
 
     @property
     def activated_at(self) -> float | None:
         """Epoch seconds of the activation, or None while inactive."""
-        self._refresh_sync()
-        return self._activated_at
+        return self._refresh_sync().activated_at
+
+    async def ais_active(self) -> bool:
+        """``is_active`` for async code: reads the store on the running loop."""
+        return (await self._arefresh()).active
 
     async def acheck(self) -> None:
         """Raise ``KillSwitchError`` when active (called before every provider call)."""
-        if self._url is not None:
-            await self._arefresh()
-        if self._active:
-            self._emit("blocked", reason=self._reason)
-            raise KillSwitchError(self._reason)
+        state = await self._arefresh()
+        if state.active:
+            self._emit("blocked", reason=state.reason)
+            raise KillSwitchError(state.reason)
 
     def check(self) -> None:
-        self._refresh_sync()
-        if self._active:
-            self._emit("blocked", reason=self._reason)
-            raise KillSwitchError(self._reason)
+        state = self._refresh_sync()
+        if state.active:
+            self._emit("blocked", reason=state.reason)
+            raise KillSwitchError(state.reason)
 
     def status(self) -> dict[str, Any]:
-        self._refresh_sync()
-        return {"active": self._active, "reason": self._reason,
-                "activated_at": self._activated_at, "backend": self.backend,
+        state = self._refresh_sync()
+        return {"active": state.active, "reason": state.reason,
+                "activated_at": state.activated_at, "backend": self.backend,
                 "limits": self.limits.to_dict()}
 
     # -- switching -------------------------------------------------------------------------
     async def aactivate(self, reason: str = "activated manually") -> None:
         reason = str(reason or "activated manually")
         now = time.time()
-        self._set(True, reason, now)
-        if self._url is not None:
-            try:
-                await redis_client(self._url).hset(
-                    self._key, mapping={"reason": reason, "activated_at": repr(now)}
-                )
-            except Exception as exc:
-                self._redis_failed(exc, "activated in this process only")
+        self._state = SwitchState(True, reason, now)
+        with self.guard.degrade("activated in this process only", **self._fields()):
+            await self.store.activate(reason, now)
         log.warning("kill switch activated: %s", reason)
         self._emit("activated", reason=reason)
 
     async def adeactivate(self) -> None:
-        self._set(False, None, None)
-        if self._url is not None:
-            try:
-                await redis_client(self._url).delete(self._key)
-            except Exception as exc:
-                self._redis_failed(exc, "deactivated in this process only")
+        self._state = SwitchState(False)
+        with self.guard.degrade("deactivated in this process only", **self._fields()):
+            await self.store.deactivate()
         log.warning("kill switch deactivated")
         self._emit("deactivated", active=False)
 
@@ -186,45 +187,32 @@ class KillSwitch:
 
     async def aclose(self) -> None:
         """Close this loop's Redis connections (they reopen on next use)."""
-        if self._url is not None:
-            from kite_lab.backends.redis_client import aclose_redis_clients
-
-            await aclose_redis_clients()
+        await self.store.aclose()
 
     # -- internals -------------------------------------------------------------------------
-    def _set(self, active: bool, reason: str | None, at: float | None) -> None:
-        self._active, self._reason, self._activated_at = active, reason, at
+    async def _arefresh(self) -> SwitchState:
+        if self.store.inline:
+            self._state = self.store.read_now()
+            return self._state
+        with self.guard.degrade("using the last known state", **self._fields()):
+            self._state = await self.store.read()
+        return self._state
 
-    async def _arefresh(self) -> None:
+    def _refresh_sync(self) -> SwitchState:
+        if self.store.inline:
+            self._state = self.store.read_now()
+            return self._state
         try:
-            data = await redis_client(self._url).hgetall(self._key)  # type: ignore[arg-type]
-        except Exception as exc:
-            self._redis_failed(exc, "using the last known state")
-            return
-        if data:
-            at = data.get("activated_at")
-            self._set(True, data.get("reason") or None, float(at) if at else None)
-        else:
-            self._set(False, None, None)
-
-    def _refresh_sync(self) -> None:
-        if self._url is None:
-            return
-        try:
-            run_sync(self._arefresh())
+            return run_sync(self._arefresh())
         except RuntimeError:  # on kite_lab's own loop thread: the last known state
-            pass
+            return self._state
 
-    def _redis_failed(self, exc: Exception, consequence: str) -> None:
-        if not is_redis_error(exc):
-            raise exc
-        detail = describe_redis_error(exc, self._url)
-        log.warning("kill switch: Redis unreachable (%s); %s", detail, consequence)
-        self._emit("error", error=detail, consequence=consequence)
+    def _fields(self) -> dict[str, Any]:
+        return {"backend": self.backend, "active": self._state.active}
 
     def _emit(self, what: str, **data: Any) -> None:
         if self.events is not None:
-            data.setdefault("active", self._active)
+            data.setdefault("active", self._state.active)
             self.events.emit(f"killswitch:{what}", backend=self.backend, **data)
 
 

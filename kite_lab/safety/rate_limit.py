@@ -11,6 +11,13 @@ window boundary. With ``storage_url`` (a Redis URL) every replica shares the cou
 under ``{prefix}ratelimit:``, each with a TTL set by ``limits``); without it the counts
 are per process.
 
+Both backends use ``limits.aio``. The in-process one is ``limits.aio.storage.
+MemoryStorage`` -- the sync ``MemoryStorage`` starts a ``threading.Timer`` thread for its
+expiry sweeps, again and again under load. Its state belongs to one event loop, so every
+process-wide count lives on kite_lab's background loop: callers on other loops hop there
+for the microseconds a decision takes (the decision itself never suspends, so concurrent
+hits are atomic).
+
 Redis unreachable: by default the limiter *fails open* (the call is allowed, the
 result says ``degraded=True``, and ``ratelimit:error`` is emitted) -- a rate limiter
 must not turn a Redis outage into a full outage. ``fail_open=False`` rejects instead.
@@ -18,26 +25,26 @@ must not turn a Redis outage into a full outage. ``fail_open=False`` rejects ins
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import threading
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from kite_lab.backends.redis_client import connection_pool
+from kite_lab.backends.redis_guard import RedisGuard
 from kite_lab.core.errors import InvalidInput, RateLimitExceeded
-from kite_lab.core.runner import PerLoop, run_sync
-from kite_lab.backends.redis_client import (
-    COMMAND_TIMEOUT,
-    CONNECT_TIMEOUT,
-    MAX_CONNECTIONS,
-    describe_redis_error,
-    is_redis_error,
-)
+from kite_lab.core.runner import PerLoop, background_loop, run_sync
+from kite_lab.core.validate import check_int
 
 if TYPE_CHECKING:
     from kite_lab.core.events import EventBus
 
 __all__ = ["RateLimitResult", "RateLimiter"]
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,13 +103,14 @@ class RateLimiter:
         self.prefix = prefix
         self.events = events
         self.fail_open = fail_open
+        #: Redis failures: described and emitted as ``ratelimit:error``; then fail open/closed
+        self.guard = RedisGuard("rate limiter", events, event="ratelimit:error",
+                                url=storage_url, store_errors=_limits_storage_errors)
         self._memory: Any = None
         self._memory_lock = threading.Lock()
         self._async: PerLoop[Any] | None = None
-        self._pools: PerLoop[Any] | None = None
         if storage_url is not None:
             self._async = PerLoop(self._make_async_limiter)
-            self._pools = PerLoop(self._make_pool)
 
     def __repr__(self) -> str:
         return f"<RateLimiter {self.limit!r} ({self.backend})>"
@@ -116,55 +124,56 @@ class RateLimiter:
         if self._memory is None:
             with self._memory_lock:
                 if self._memory is None:
-                    from limits.storage import MemoryStorage
-                    from limits.strategies import MovingWindowRateLimiter
+                    from limits.aio.storage import MemoryStorage
+                    from limits.aio.strategies import MovingWindowRateLimiter
 
                     self._memory = MovingWindowRateLimiter(MemoryStorage())
         return self._memory
 
-    def _make_pool(self) -> Any:
-        import redis.asyncio
-        from redis.asyncio.retry import Retry
-        from redis.backoff import NoBackoff
+    async def _in_memory(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` (a memory-store decision) on kite_lab's loop, the store's home."""
+        home = background_loop()
+        if asyncio.get_running_loop() is home:
+            return await coro
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, home))
 
-        assert self.storage_url is not None
-        # bounded (callers queue instead of failing with "Too many connections") and with
-        # the short timeouts of kite_lab's other Redis clients
-        return redis.asyncio.BlockingConnectionPool.from_url(
-            self.storage_url.removeprefix("async+"),
-            max_connections=MAX_CONNECTIONS,
-            timeout=COMMAND_TIMEOUT * 5,
-            socket_connect_timeout=CONNECT_TIMEOUT,
-            socket_timeout=COMMAND_TIMEOUT,
-            retry=Retry(NoBackoff(), 1),
-        )
+    async def _memory_hit(self, key: str, cost: int) -> tuple[bool, float, int]:
+        limiter = self._memory_limiter()
+        allowed = await limiter.hit(self.item, key, cost=cost)
+        reset_at, remaining = await limiter.get_window_stats(self.item, key)
+        return bool(allowed), reset_at, remaining
+
+    async def _memory_stats(self, key: str) -> tuple[float, int]:
+        reset_at, remaining = await self._memory_limiter().get_window_stats(self.item, key)
+        return reset_at, remaining
+
+    async def _memory_clear(self, key: str) -> None:
+        await self._memory_limiter().clear(self.item, key)
 
     def _make_async_limiter(self) -> Any:
         from limits.aio.storage import RedisStorage
         from limits.aio.strategies import MovingWindowRateLimiter
 
-        assert self.storage_url is not None and self._pools is not None
-        storage = RedisStorage(
-            "async+" + self.storage_url.removeprefix("async+"), implementation="redispy",
-            key_prefix=self.prefix + "ratelimit", connection_pool=self._pools.get(),
-        )
+        assert self.storage_url is not None
+        url = self.storage_url.removeprefix("async+")
+        # this loop's pool, with the short timeouts of kite_lab's other Redis clients
+        options: dict[str, Any] = {"connection_pool": connection_pool(url)}
+        storage = RedisStorage("async+" + url, implementation="redispy",
+                               key_prefix=self.prefix + "ratelimit", **options)
         return MovingWindowRateLimiter(storage)
 
     async def aclose(self) -> None:
         """Close this loop's Redis connections (they reopen on next use)."""
-        if self._pools is not None:
-            await self._pools.get().disconnect()
+        if self.storage_url is not None:
+            await connection_pool(self.storage_url.removeprefix("async+")).disconnect()
 
     # -- the API -------------------------------------------------------------------------------
     async def hit(self, key: str | None = None, cost: int = 1) -> RateLimitResult:
         """Count one request (``cost`` units) for ``key``; say whether it is allowed."""
         key = _check_key(key) if key is not None else self.default_key
-        if isinstance(cost, bool) or not isinstance(cost, int) or cost <= 0:
-            raise InvalidInput(f"cost must be a positive integer, got {cost!r}")
+        cost = check_int(cost, "cost", error=InvalidInput)
         if self._async is None:
-            limiter = self._memory_limiter()
-            allowed = limiter.hit(self.item, key, cost=cost)
-            reset_at, remaining = limiter.get_window_stats(self.item, key)
+            allowed, reset_at, remaining = await self._in_memory(self._memory_hit(key, cost))
         else:
             limiter = self._async.get()
             try:
@@ -189,19 +198,19 @@ class RateLimiter:
         """The current window for ``key`` without counting a request."""
         key = _check_key(key) if key is not None else self.default_key
         if self._async is None:
-            reset_at, remaining = self._memory_limiter().get_window_stats(self.item, key)
+            reset_at, remaining = await self._in_memory(self._memory_stats(key))
         else:
             try:
                 reset_at, remaining = await self._async.get().get_window_stats(self.item, key)
             except Exception as exc:
-                return self._degraded(exc, key, emit_rejection=False)
+                return self._degraded(exc, key)
         return self._result(remaining > 0, key, reset_at, remaining, emit=False)
 
     async def reset(self, key: str | None = None) -> None:
         """Forget the requests counted for ``key``."""
         key = _check_key(key) if key is not None else self.default_key
         if self._async is None:
-            self._memory_limiter().clear(self.item, key)
+            await self._in_memory(self._memory_clear(key))
         else:
             await self._async.get().clear(self.item, key)
 
@@ -216,13 +225,10 @@ class RateLimiter:
                              retry_after=retry_after, backend=self.backend)
         return result
 
-    def _degraded(self, exc: Exception, key: str, emit_rejection: bool = True) -> RateLimitResult:
-        if not is_redis_error(exc) and not _is_limits_storage_error(exc):
-            raise exc
-        detail = describe_redis_error(exc, self.storage_url)
-        if self.events is not None:
-            self.events.emit("ratelimit:error", limit=self.limit, key=_hashed(key),
-                             error=detail, fail_open=self.fail_open)
+    def _degraded(self, exc: Exception, key: str) -> RateLimitResult:
+        policy = "allowed (fail open)" if self.fail_open else "rejected (fail closed)"
+        self.guard.failed(exc, policy, limit=self.limit, key=_hashed(key),
+                          fail_open=self.fail_open)
         now = time.time()
         window = float(self.item.get_expiry())
         if self.fail_open:
@@ -231,10 +237,10 @@ class RateLimiter:
         return RateLimitResult(False, self.item.amount, 0, now + window, window, degraded=True)
 
 
-def _is_limits_storage_error(exc: Exception) -> bool:
+def _limits_storage_errors() -> tuple[type[BaseException], ...]:
     from limits.errors import StorageError
 
-    return isinstance(exc, StorageError)
+    return (StorageError,)
 
 
 def _hashed(key: str) -> str:

@@ -10,27 +10,25 @@ metrics and request-id'd JSON logs — and calls the same ``Kite`` methods as ev
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from kite_lab.service.auth import APIKeyAuth, load_api_keys
 from kite_lab.service.limits import RouteLimits
 from kite_lab.service.shutdown import Drainer
+from kite_lab.service.state import ServiceState
+from kite_lab.service.warmup import warm_up
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-    from kite_lab.core.config import KiteSettings
-    from kite_lab.core.events import Subscription
     from kite_lab.kite import Kite
-    from kite_lab.observability.metrics import KiteMetrics, LabelPolicy
-    from kite_lab.service.health import HealthChecker
 
-__all__ = ["ServiceState", "create_app"]
+__all__ = ["create_app"]
 
 log = logging.getLogger("kite_lab.service")
 
@@ -38,71 +36,10 @@ _DESCRIPTION = """LLM completions, chat and agents over the kite_lab `Kite` faca
 
 Send `Authorization: Bearer <key>` when the service has KITE_API_KEYS. POST routes accept
 an `Idempotency-Key` header; `stream: true` answers as server-sent events (`chunk`,
-`done`, `error`). Every response carries `X-Request-ID`.
+`done`, `error`; content type `text/event-stream`). Every response carries `X-Request-ID`.
+Right after start `/health` answers `"status": "starting"` (503) while the service loads
+its provider SDK and components; requests sent meanwhile wait for that, then run.
 """
-
-
-class RouteTable:
-    """Maps a request path to its route template ("/agents/{name}/run") or "other"."""
-
-    def __init__(self) -> None:
-        self._static: dict[str, str] = {}
-        self._dynamic: list[tuple[Any, str]] = []
-        self.templates: list[str] = []
-
-    def load(self, routes: list[Any]) -> None:
-        for route in routes:
-            path = getattr(route, "path", None)
-            regex = getattr(route, "path_regex", None)
-            if path is None or regex is None:
-                continue
-            self.templates.append(path)
-            if "{" in path:
-                self._dynamic.append((regex, path))
-            else:
-                self._static[path] = path
-
-    def route_of(self, path: str) -> str:
-        hit = self._static.get(path)
-        if hit is not None:
-            return hit
-        for regex, template in self._dynamic:
-            if regex.match(path):
-                return template
-        return "other"
-
-
-@dataclass
-class ServiceState:
-    """Everything a request handler needs, built once per app."""
-
-    kite: Kite
-    kites: list[Kite]
-    settings: KiteSettings
-    auth: APIKeyAuth
-    limits: RouteLimits
-    drainer: Drainer
-    metrics: KiteMetrics
-    module_agents: dict[str, Any]
-    secrets: list[str]
-    routes: RouteTable = field(default_factory=RouteTable)
-    policy: LabelPolicy | None = None
-    health: HealthChecker = field(init=False)
-    subscriptions: list[Subscription] = field(default_factory=list)
-    idempotency_enabled: bool = True
-    max_body_bytes: int = 1_000_000
-
-    def __post_init__(self) -> None:
-        from kite_lab.service.health import HealthChecker
-
-        self.health = HealthChecker(self)
-
-    def agents(self) -> dict[str, Any]:
-        """Agents served: the module's, then any created on the app's Kite since."""
-        return {**self.module_agents, **self.kite.agents}
-
-    def is_public(self, route: str) -> bool:
-        return route == "/health" or (route == "/metrics" and self.settings.kite_metrics_public)
 
 
 def create_app(
@@ -122,7 +59,8 @@ def create_app(
     from kite_lab._version import __version__
     from kite_lab.kite import Kite
     from kite_lab.observability.logging import add_secrets, attach_event_logging
-    from kite_lab.observability.metrics import LabelPolicy, get_metrics
+    from kite_lab.observability.metric_labels import LabelPolicy
+    from kite_lab.observability.metrics import get_metrics
     from kite_lab.service.loader import discover, load_module
     from kite_lab.service.routes import build_router
     from kite_lab.service.schemas import (
@@ -191,20 +129,34 @@ def create_app(
 
 def _lifespan(state: ServiceState) -> Any:
     @asynccontextmanager
-    async def lifespan(app: Any) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         from kite_lab.observability.logging import configure_logging
 
         # kite-lab serve configured logging already; plain uvicorn leaves kite_lab silent
         configure_logging(state.settings.kite_log_level, if_unconfigured=True)
         hooked = state.drainer.install()
-        _publish_breaker_state(state)
         _log_startup(state, hooked)
+        # the port opens now; /health says "starting" and requests wait until this is done
+        state.readiness.begin()
+        warming = asyncio.get_running_loop().create_task(_warm(state, app))
         try:
             yield
         finally:
+            if not warming.done():
+                warming.cancel()
+            await asyncio.gather(warming, return_exceptions=True)
             await _shutdown(state)
 
     return lifespan
+
+
+async def _warm(state: ServiceState, app: FastAPI) -> None:
+    try:
+        extra = [app.openapi, state.metrics.render]  # /openapi.json, /metrics
+        state.readiness.problems = await warm_up(state.kites, state.limits, extra=extra)
+        _publish_breaker_state(state)  # the breaker is built now: no I/O, no import
+    finally:
+        state.readiness.set_ready()  # whatever failed: waiting requests must go on
 
 
 def _publish_breaker_state(state: ServiceState) -> None:
@@ -276,7 +228,7 @@ def _install_error_handlers(app: FastAPI, state: ServiceState) -> None:
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
     from kite_lab.core.errors import KiteError
-    from kite_lab.service.errors import http_error_for
+    from kite_lab.service.http_errors import http_error_for
 
     def request_id(request: Any) -> str | None:
         return request.scope.get("state", {}).get("request_id")

@@ -1,9 +1,13 @@
 """``GET /health``: what a load balancer, Docker's HEALTHCHECK and an operator need.
 
-    {"status": "healthy|degraded|unhealthy", "circuit_breaker": "closed",
+    {"status": "starting|healthy|degraded|unhealthy", "circuit_breaker": "closed",
      "llm_provider": "openai", "model": "gpt-4o-mini", "redis": "ok|down|unused",
      "postgres": "ok|down|unused", "kill_switch": false, "version": "0.1.0"}
 
+- starting (HTTP 503): the replica is still loading its provider SDK and components
+  (``kite_lab.service.warmup``); requests sent now wait for it rather than fail. The
+  answer touches no component, so it costs nothing on the event loop; breaker and
+  backends read "unknown" until the warm-up is done.
 - unhealthy (HTTP 503): the replica cannot answer anything useful — no provider
   configured, kill switch active, or shutting down. Load balancers should skip it.
 - degraded (HTTP 200): it answers, but on a fallback or fails fast — a shared backend
@@ -23,7 +27,9 @@ import time
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from kite_lab.service.app import ServiceState
+    from kite_lab.kite import Kite
+    from kite_lab.service.shutdown import Drainer
+    from kite_lab.service.warmup import Readiness
 
 __all__ = ["HealthChecker"]
 
@@ -32,16 +38,21 @@ CACHE_SECONDS = 2.0
 
 
 class HealthChecker:
-    def __init__(self, state: ServiceState) -> None:
-        self._state = state
+    """Builds the /health body and status for one app's ``Kite``."""
+
+    def __init__(self, kite: Kite, drainer: Drainer, readiness: Readiness) -> None:
+        self._kite = kite
+        self._drainer = drainer
+        self._readiness = readiness
         self._cache: dict[str, tuple[float, str]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
     async def check(self) -> tuple[dict[str, Any], int]:
+        if not self._readiness.ready:
+            return self._starting(), 503
         from kite_lab._version import __version__
 
-        state = self._state
-        kite = state.kite
+        kite = self._kite
         settings = kite.settings
         reasons: list[str] = []
         provider: str | None
@@ -68,7 +79,7 @@ class HealthChecker:
         if kill_switch:
             reasons.append("kill switch active")
             unhealthy = True
-        if state.drainer.draining:
+        if self._drainer.draining:
             reasons.append("shutting down")
             unhealthy = True
         degraded = False
@@ -93,9 +104,28 @@ class HealthChecker:
         }
         return body, 503 if unhealthy else 200
 
+    def _starting(self) -> dict[str, Any]:
+        from kite_lab._version import __version__
+
+        settings = self._kite.settings
+        reasons = ["starting: loading the provider SDK and components"]
+        if self._drainer.draining:
+            reasons.append("shutting down")
+        return {
+            "status": "starting",
+            "circuit_breaker": "unknown",
+            "llm_provider": settings.llm_provider,
+            "model": settings.llm_model,
+            "redis": "unknown" if settings.redis_url else "unused",
+            "postgres": "unknown" if settings.postgres_url else "unused",
+            "kill_switch": False,
+            "version": __version__,
+            "reasons": reasons,
+        }
+
     async def _kill_switch_active(self) -> bool:
         try:
-            switch = self._state.kite.kill_switch
+            switch = self._kite.kill_switch
             checker = getattr(switch, "ais_active", None)
             if checker is not None:
                 return bool(await asyncio.wait_for(checker(), PROBE_TIMEOUT))

@@ -19,14 +19,17 @@ import json
 import math
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kite_lab.core.errors import redact
+
+if TYPE_CHECKING:
+    from kite_lab.core.types import RunResult
 
 __all__ = [
     "HTTPError",
     "http_error_for",
-    "http_error_for_name",
+    "http_error_for_result",
     "retry_after_header",
     "send_json",
 ]
@@ -120,14 +123,40 @@ def http_error_for(exc: BaseException, secrets: Iterable[str] = ()) -> HTTPError
     return None
 
 
-def http_error_for_name(name: str, message: str, secrets: Iterable[str] = ()) -> HTTPError | None:
-    """The HTTP answer for a failure known only by its class name (agent results)."""
-    entry = _TABLE.get(name)
+def http_error_for_result(result: RunResult, secrets: Iterable[str] = ()) -> HTTPError | None:
+    """The HTTP answer for a failed agent result, or None (its failure is its answer).
+
+    ``result.error_type`` names the failing class; a known kite_lab class is looked up
+    along its MRO like a raised exception. ``result.retry_after`` becomes Retry-After.
+    """
+    name = getattr(result, "error_type", None)
+    message = result.error or ""
+    if name is None:  # an agent written before error_type existed: "Class: message"
+        head, colon, _ = message.partition(":")
+        name = head.strip() if colon and head.strip().isidentifier() else None
+    if not name:
+        return None
+    entry = _entry_for_name(name)
     if entry is None:
         return None
     status, kind = entry
     text = _AUTH_MESSAGE if kind == "provider_auth_failed" else redact(message, secrets)
-    return HTTPError(status, kind, text)
+    error = HTTPError(status, kind, text)
+    error.headers.update(retry_after_header(getattr(result, "retry_after", None)))
+    return error
+
+
+def _entry_for_name(name: str) -> tuple[int, str] | None:
+    """The table entry for a class name: along its MRO when it is a kite_lab error."""
+    from kite_lab.core import errors
+
+    cls = getattr(errors, name, None)
+    if isinstance(cls, type) and issubclass(cls, BaseException):
+        for each in cls.__mro__:
+            entry = _TABLE.get(each.__name__)
+            if entry is not None:
+                return entry
+    return _TABLE.get(name)
 
 
 def _providers() -> list[str]:

@@ -29,10 +29,10 @@ from typing import TYPE_CHECKING, Any
 from kite_lab.core.errors import IdempotencyConflict, IdempotencyInProgress, StoreUnavailable
 from kite_lab.core.types import canonical_json
 from kite_lab.safety.idempotency import StoredResult
-from kite_lab.service.errors import HTTPError, http_error_for
+from kite_lab.service.http_errors import HTTPError, http_error_for, send_json
 
 if TYPE_CHECKING:
-    from kite_lab.service.app import ServiceState
+    from kite_lab.service.state import ServiceState
 
 __all__ = ["run_idempotent"]
 
@@ -96,8 +96,6 @@ async def run_idempotent(
     route: str,
 ) -> None:
     """Serve one POST, honouring its Idempotency-Key header when present."""
-    from kite_lab.service.middleware import send_json
-
     raw_key = _header(scope, b"idempotency-key")
     if raw_key is None:
         await app(scope, receive, send)

@@ -15,6 +15,8 @@ A client can therefore never pick its own rate-limit bucket by sending the heade
 
 from __future__ import annotations
 
+import asyncio
+import importlib
 import ipaddress
 import time
 from collections.abc import Iterable, Mapping, MutableMapping
@@ -31,6 +33,9 @@ __all__ = ["LimitDecision", "RouteLimit", "RouteLimits", "parse_rate_limits"]
 #: routes rate-limited by default (POST only): the ones that spend provider money
 LIMITED_ROUTES = ("/complete", "/chat", "/agents/{name}/run")
 _OFF = {"off", "none", "unlimited", "0", ""}
+#: what the limiter imports on its first hit, loaded in a worker thread by ``warm``
+_STORAGE_MODULES = ("limits.storage", "limits.strategies", "limits.aio.strategies")
+_REDIS_MODULES = ("limits.aio.storage", "redis.asyncio")
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -116,6 +121,16 @@ class RouteLimit:
             ),
         )
 
+    async def warm(self) -> None:
+        """Load the counting storage now, not in the first request (see service.warmup)."""
+        shared = self._limiter.storage_url is not None
+        names = [*_STORAGE_MODULES, *(_REDIS_MODULES if shared else ())]
+        await asyncio.to_thread(_import_quietly, names)
+        try:  # builds this loop's storage client; reads a window, counts nothing
+            await asyncio.wait_for(self._limiter.peek("kite-warmup"), 5.0)
+        except Exception:  # Redis down: the first real hit degrades as it always did
+            pass
+
     async def aclose(self) -> None:
         closer = getattr(self._limiter, "aclose", None)
         if closer is not None:
@@ -175,9 +190,21 @@ class RouteLimits:
             return False
         return any(ip in net for net in self._trusted)
 
+    async def warm(self) -> None:
+        for limit in self._limits.values():
+            await limit.warm()
+
     async def aclose(self) -> None:
         for limit in self._limits.values():
             await limit.aclose()
+
+
+def _import_quietly(names: Iterable[str]) -> None:
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
 
 
 def _valid_ip(text: str) -> bool:

@@ -1,6 +1,6 @@
 """Find what to serve: ``kite-lab serve --app TARGET`` and ``create_app(agents_module=...)``.
 
-TARGET may be
+TARGET (``kite_lab.service.server.import_target`` turns it into an app) may be
 - ``pkg.module`` or ``path/to/script.py`` (an exported notebook): its ``Kite`` instance
   becomes the app's, and every agent created on it (or defined at module level) is served
   at ``/agents/{name}/run``;
@@ -8,7 +8,8 @@ TARGET may be
   with the module's agents) or a zero-argument factory returning either.
 
 Why a separate module: the multi-worker server re-imports the target in every worker
-process from an import string, so resolution must be a plain function of TARGET.
+process from an import string, so resolution must be a plain function of TARGET. It
+builds no app itself, so ``app`` can use it without the two importing each other.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from kite_lab.core.errors import ConfigError
 if TYPE_CHECKING:
     from kite_lab.kite import Kite
 
-__all__ = ["discover", "import_target", "load_module"]
+__all__ = ["discover", "load_module"]
 
 
 def load_module(target: str | ModuleType) -> ModuleType:
@@ -82,41 +83,3 @@ def _is_agent(value: Any) -> bool:
     except ImportError:  # pragma: no cover - agents always ship with kite_lab
         return False
     return isinstance(value, Agent)
-
-
-def import_target(target: str | None) -> Any:
-    """An ASGI app for TARGET (see the module docstring)."""
-    from kite_lab.kite import Kite
-    from kite_lab.service.app import create_app
-
-    if not target:
-        return create_app()
-    module_name, _, attr = target.partition(":")
-    module = load_module(module_name)
-    if not attr:
-        return create_app(agents_module=module)
-    try:
-        obj = getattr(module, attr)
-    except AttributeError:
-        raise ConfigError(f"--app {target}: {module_name} has no attribute {attr!r}") from None
-    if isinstance(obj, Kite):
-        return create_app(kite=obj, agents_module=module)
-    if _is_asgi_app(obj):
-        return obj
-    if callable(obj):
-        made = obj()
-        if isinstance(made, Kite):
-            return create_app(kite=made, agents_module=module)
-        if _is_asgi_app(made):
-            return made
-    raise ConfigError(
-        f"--app {target}: {attr} is neither an ASGI app, a Kite, nor a factory of one"
-    )
-
-
-def _is_asgi_app(obj: Any) -> bool:
-    try:
-        from starlette.applications import Starlette
-    except ImportError:  # pragma: no cover
-        return False
-    return isinstance(obj, Starlette)

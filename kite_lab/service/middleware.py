@@ -7,10 +7,13 @@ The order of checks is the contract:
 1. a request id (the client's ``X-Request-ID`` when well-formed, else a new one) is set
    in a contextvar for every log line and returned in the ``X-Request-ID`` header;
 2. while draining for shutdown, every request gets 503 + ``Connection: close``;
-3. auth (every route except /health, and /metrics when KITE_METRICS_PUBLIC is true);
-4. the per-route rate limit (API key, else client IP) with ``X-RateLimit-*`` headers;
-5. the Idempotency-Key handling for POST routes (``kite_lab.service.idempotency``);
-6. the app. An unexpected exception becomes a JSON 500 with the request id.
+   a request that got past this point is in flight: the drain waits for it;
+3. while the replica is still starting (``kite_lab.service.warmup``), every route but
+   /health and /metrics waits here until the provider and components are loaded;
+4. auth (every route except /health, and /metrics when KITE_METRICS_PUBLIC is true);
+5. the per-route rate limit (API key, else client IP) with ``X-RateLimit-*`` headers;
+6. the Idempotency-Key handling for POST routes (``kite_lab.service.idempotency``);
+7. the app. An unexpected exception becomes a JSON 500 with the request id.
 
 ``http:start`` and ``http:request`` events go to the event bus, where metrics and the
 access log pick them up.
@@ -18,7 +21,6 @@ access log pick them up.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
@@ -27,12 +29,13 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 from kite_lab.observability.logging import request_id_var
-from kite_lab.service.errors import HTTPError
+from kite_lab.service.http_errors import HTTPError, send_json
+from kite_lab.service.idempotency import run_idempotent
 
 if TYPE_CHECKING:
-    from kite_lab.service.app import ServiceState
+    from kite_lab.service.state import ServiceState
 
-__all__ = ["ServiceMiddleware", "send_json"]
+__all__ = ["ServiceMiddleware"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -43,16 +46,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 log = logging.getLogger("kite_lab.service")
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
-
-
-async def send_json(
-    send: Send, status: int, body: Any, headers: dict[str, str] | None = None
-) -> None:
-    payload = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
-    raw += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
-    await send({"type": "http.response.start", "status": status, "headers": raw})
-    await send({"type": "http.response.body", "body": payload})
+#: routes answered while the replica is still starting (they touch no component)
+_NO_WAIT = frozenset({"/health", "/metrics"})
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -102,8 +97,6 @@ class ServiceMiddleware:
                 return
             scope["state"]["key_id"] = key_id
             if method == "POST" and state.idempotency_enabled:
-                from kite_lab.service.idempotency import run_idempotent
-
                 await run_idempotent(state, self.app, scope, receive, send_wrapper, key_id, route)
             else:
                 await self.app(scope, receive, send_wrapper)
@@ -138,6 +131,8 @@ class ServiceMiddleware:
                 "this replica is shutting down; retry on another",
                 headers={"Retry-After": str(state.drainer.retry_after()), "Connection": "close"},
             ), None
+        if not state.readiness.ready and route not in _NO_WAIT:
+            await state.readiness.wait()
         length = _header(scope, b"content-length")
         if length is not None and length.isdigit() and int(length) > state.max_body_bytes:
             return HTTPError(

@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from kite_lab.core.errors import KiteError
 from kite_lab.core.types import Completion, Message
-from kite_lab.service.errors import http_error_for, http_error_for_name, retry_after_header
+from kite_lab.service.http_errors import http_error_for, http_error_for_result, retry_after_header
 from kite_lab.service.schemas import (
     AgentInfo,
     AgentRunRequest,
@@ -33,7 +33,7 @@ from kite_lab.service.schemas import (
 )
 
 if TYPE_CHECKING:
-    from kite_lab.service.app import ServiceState
+    from kite_lab.service.state import ServiceState
 
 __all__ = ["build_router"]
 
@@ -54,6 +54,22 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         503: "circuit breaker open, kill switch active, or shutting down (Retry-After)",
         504: "the provider timed out",
     }.items()
+}
+
+
+#: the 200 of /complete and /chat: JSON, or server-sent events when the body has stream=true
+_STREAMED: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The completion as JSON; with `stream: true`, server-sent events: "
+        "`chunk` ({text}) as the model writes, then `done` (the completion as in the JSON "
+        "answer) or `error` ({type, message, status})",
+        "content": {
+            "text/event-stream": {
+                "schema": {"type": "string"},
+                "example": 'event: chunk\ndata: {"text": "Hel"}\n\nevent: done\ndata: {...}\n\n',
+            }
+        },
+    }
 }
 
 
@@ -178,7 +194,7 @@ def build_router(
     @router.post(
         "/complete",
         response_model=CompletionResponse,
-        responses=_ERRORS,
+        responses=_STREAMED | _ERRORS,
         tags=["llm"],
         summary="Complete a prompt (SSE with stream=true)",
     )
@@ -189,7 +205,7 @@ def build_router(
     @router.post(
         "/chat",
         response_model=CompletionResponse,
-        responses=_ERRORS,
+        responses=_STREAMED | _ERRORS,
         tags=["llm"],
         summary="Answer a conversation (SSE with stream=true)",
     )
@@ -239,11 +255,10 @@ def build_router(
         data.update(agent=name, session_id=body.session_id, request_id=request_id)
         data["tool_calls"] = [dict(c) for c in data.get("tool_calls") or []]
         data.pop("steps", None)
-        if not result.success and result.error:
-            kind, _, message = result.error.partition(":")
-            error = http_error_for_name(kind.strip(), result.error, state.secrets)
+        if not result.success:
+            error = http_error_for_result(result, state.secrets)
             if error is not None and (error.status >= 500 or error.status in (402, 429)):
-                if error.type == "circuit_open":
+                if error.type == "circuit_open" and "Retry-After" not in error.headers:
                     error.headers.update(await _breaker_retry_after(agent))
                 body_out = error.body(request_id)
                 body_out["result"] = jsonable_encoder(data)

@@ -33,13 +33,18 @@ DEFAULT_PROMPT_LIMIT = 10_000
 _M = TypeVar("_M", bound=BaseModel)
 
 
+#: "not blank" as a JSON-schema pattern, for the text the validators below ``strip()``
+NOT_BLANK = r"\S"
+
+
 def _limit_in_schema(field: str) -> Any:
-    """Show the class's prompt limit as ``maxLength`` in the OpenAPI schema."""
+    """Show the class's prompt limit as ``maxLength`` (and "not blank") in the schema."""
 
     def extra(schema: dict[str, Any], cls: type) -> None:
         prop = schema.get("properties", {}).get(field)
         if isinstance(prop, dict):
             prop["maxLength"] = cls.max_prompt_chars  # type: ignore[attr-defined]
+            prop["pattern"] = NOT_BLANK
 
     return extra
 
@@ -84,6 +89,14 @@ class CompletionRequest(_Params):
         return self
 
 
+#: the JSON-schema form of "at least one non-blank user message" (checked below too)
+_USER_MESSAGE: dict[str, Any] = {
+    "type": "object",
+    "properties": {"role": {"const": "user"}, "content": {"type": "string", "pattern": NOT_BLANK}},
+    "required": ["role", "content"],
+}
+
+
 class ChatMessage(_Strict):
     role: Literal["system", "user", "assistant"]
     content: str
@@ -94,7 +107,13 @@ class ChatRequest(_Params):
 
     max_prompt_chars: ClassVar[int] = DEFAULT_PROMPT_LIMIT
 
-    messages: list[ChatMessage] = Field(..., min_length=1, max_length=500)
+    messages: list[ChatMessage] = Field(
+        ...,
+        min_length=1,
+        max_length=500,
+        description="at least one user message with non-blank content",
+        json_schema_extra={"contains": _USER_MESSAGE},
+    )
 
     @model_validator(mode="after")
     def _check_length(self) -> ChatRequest:

@@ -7,6 +7,8 @@ What this adds over calling uvicorn directly:
   directory when unset), wiped at start so counters never resume from a previous run;
 - uvicorn's X-Forwarded-For rewriting is off: the service trusts the header only from
   KITE_TRUSTED_PROXIES;
+- the port opens at once; /health answers "starting" (503) until the provider SDK and
+  components are loaded off the event loop (``kite_lab.service.warmup``);
 - SIGTERM/SIGINT drain in-flight requests (``kite_lab.service.shutdown``), exit code 0.
 
 Workers are separate processes that import the app from an import string, so the
@@ -20,7 +22,9 @@ import os
 import tempfile
 from typing import Any
 
-__all__ = ["app_factory", "serve"]
+from kite_lab.core.errors import ConfigError
+
+__all__ = ["app_factory", "import_target", "serve"]
 
 TARGET_ENV = "KITE_SERVE_APP"
 log = logging.getLogger("kite_lab.service")
@@ -28,8 +32,6 @@ log = logging.getLogger("kite_lab.service")
 
 def app_factory() -> Any:
     """The app for KITE_SERVE_APP (uvicorn ``--factory`` entry point of every worker)."""
-    from kite_lab.service.loader import import_target
-
     return import_target(os.environ.get(TARGET_ENV) or None)
 
 
@@ -38,7 +40,7 @@ def serve(
 ) -> int:
     """Serve until SIGTERM/SIGINT; the process exit code (0 after a graceful shutdown).
 
-    ``app``: what to serve (see ``kite_lab.service.loader``): None for ``Kite()`` from the
+    ``app``: what to serve (see ``import_target``): None for ``Kite()`` from the
     environment, ``module`` / ``file.py`` for an exported notebook's agents, or
     ``module:attr`` for an app, a Kite or a factory.
     """
@@ -46,7 +48,7 @@ def serve(
 
     from kite_lab.core.config import load_settings
     from kite_lab.observability.logging import configure_logging, uvicorn_log_config
-    from kite_lab.observability.metrics import wipe_multiprocess_dir
+    from kite_lab.observability.multiprocess import wipe_multiprocess_dir
 
     if workers < 1:
         raise ValueError("workers must be >= 1")
@@ -92,3 +94,42 @@ def serve(
     except SystemExit as exc:  # uvicorn exits 3 when the app fails to start
         return int(exc.code or 0) if isinstance(exc.code, int) else 1
     return 0
+
+
+def import_target(target: str | None) -> Any:
+    """An ASGI app for TARGET (the forms are listed in ``kite_lab.service.loader``)."""
+    from kite_lab.kite import Kite
+    from kite_lab.service.app import create_app
+    from kite_lab.service.loader import load_module
+
+    if not target:
+        return create_app()
+    module_name, _, attr = target.partition(":")
+    module = load_module(module_name)
+    if not attr:
+        return create_app(agents_module=module)
+    try:
+        obj = getattr(module, attr)
+    except AttributeError:
+        raise ConfigError(f"--app {target}: {module_name} has no attribute {attr!r}") from None
+    if isinstance(obj, Kite):
+        return create_app(kite=obj, agents_module=module)
+    if _is_asgi_app(obj):
+        return obj
+    if callable(obj):
+        made = obj()
+        if isinstance(made, Kite):
+            return create_app(kite=made, agents_module=module)
+        if _is_asgi_app(made):
+            return made
+    raise ConfigError(
+        f"--app {target}: {attr} is neither an ASGI app, a Kite, nor a factory of one"
+    )
+
+
+def _is_asgi_app(obj: Any) -> bool:
+    try:
+        from starlette.applications import Starlette
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(obj, Starlette)

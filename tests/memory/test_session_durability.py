@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from kite_lab.core.config import KiteSettings, load_settings
-from kite_lab.memory.sessions import build_session_store, database_url
+from kite_lab.memory.session_engine import database_url
+from kite_lab.memory.sessions import build_session_store
 
 WRITER = textwrap.dedent(
     """

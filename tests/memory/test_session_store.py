@@ -13,13 +13,13 @@ from kite_lab.core.config import KiteSettings, load_settings
 from kite_lab.core.errors import ConfigError, InvalidInput, StoreError, StoreUnavailable
 from kite_lab.core.events import EventBus
 from kite_lab.core.types import Message, ToolCall
+from kite_lab.memory.session_engine import database_url
 from kite_lab.memory.session_models import MessageRow, MigrationRow, SessionRow, migrate
 from kite_lab.memory.sessions import (
     SessionStore,
     StoredMessage,
     build_session_store,
     check_database,
-    database_url,
 )
 
 

@@ -8,12 +8,12 @@ from hypothesis import strategies as st
 from IPython.core.error import UsageError
 
 from kite_lab.notebook.magic_args import (
-    FORMATS,
     KiteCellOptions,
     cell_help,
     parse_kite_line,
     parse_line_command,
 )
+from kite_lab.notebook.settings import FORMATS
 
 
 def test_empty_line_gives_defaults() -> None:

@@ -15,7 +15,7 @@ from nb_helpers import FAKE_KEY
 
 from kite_lab.core.errors import AgentError, OutputParseError, ServerError
 from kite_lab.core.types import RunResult
-from kite_lab.notebook.render import KiteText
+from kite_lab.render import KiteText
 from kite_lab.testing import Fault, Reply, ToolCallSpec
 
 

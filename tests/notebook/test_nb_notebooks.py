@@ -10,7 +10,7 @@ import nbformat
 import pytest
 from nbclient.exceptions import CellExecutionError
 
-from kite_lab.notebook.demo import execute_notebook, find_notebooks_dir, run_demo, summarize
+from kite_lab.demo import execute_notebook, find_notebooks_dir, run_demo, summarize
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 TUTORIALS = ["agents_and_tools", "breaker_and_safety", "memory_rag", "monitoring"]

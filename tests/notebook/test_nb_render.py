@@ -1,119 +1,43 @@
-"""Output rendering: every format's mime bundle, the footer ($ escaped), provenance, and
-the parsing functions the exporter reuses."""
+"""`%%kite -o VAR` in a real IPython shell against the fake server: the stored answer reads
+like the Completion ``ai.generate`` returns (issue 13: ``answer.text`` raised AttributeError).
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+from IPython.utils.capture import capture_output
 
-from kite_lab.core.errors import OutputParseError
-from kite_lab.core.types import Completion, RunResult, Usage
-from kite_lab.notebook.render import (
-    CellOutput,
-    KiteText,
-    escape_dollars,
-    extract_code,
-    footer_text,
-    parse_json,
-    parse_output,
-    provenance,
-    to_dataframe,
-)
+from kite_lab.core.types import Usage
+from kite_lab.render import KiteText
+from kite_lab.testing import Reply
 
 
-def _completion(**kw: object) -> Completion:
-    base = dict(text="hi", provider="openai", model="gpt-4o-mini", usage=Usage(12, 30),
-                cost_usd=0.00002, latency_s=0.84)
-    base.update(kw)
-    return Completion(**base)  # type: ignore[arg-type]
+@pytest.mark.parametrize("stream", ["--no-stream", "--stream"])
+def test_a_cell_answer_reads_like_a_completion(ip: Any, fake_llm: Any, stream: str) -> None:
+    """`%%kite -o answer` in a real IPython shell: answer.text, .usage, .cost_usd (issue 13)."""
+    from kite_lab.providers.pricing import cost_usd
+
+    fake_llm.enqueue(Reply(text="Paris", prompt_tokens=7, completion_tokens=3))
+    with capture_output():
+        ip.run_cell(f"%%kite -o answer {stream}\nCapital of France?")
+    ip.run_cell("text, tokens, cost = answer.text, answer.usage.total_tokens, answer.cost_usd\n"
+                "where = (answer.provider, answer.model, answer.cached)\n"
+                "shout = answer.upper()")
+    ns = ip.user_ns
+    assert ns["text"] == "Paris" and ns["tokens"] == 10
+    assert ns["cost"] == pytest.approx(cost_usd("openai", "gpt-4o-mini", Usage(7, 3)))
+    assert ns["cost"] > 0 and ns["where"] == ("openai", "gpt-4o-mini", False)
+    assert ns["answer"].latency_s > 0 and type(ns["shout"]) is str and ns["shout"] == "PARIS"
 
 
-def test_footer() -> None:
-    text = footer_text(_completion())
-    assert text == ("openai/gpt-4o-mini · 42 tokens (12 in, 30 out) · $0.000020 · 840 ms · "
-                    "not cached")
-    assert "cost unknown" in footer_text(_completion(cost_usd=None))
-    assert footer_text(_completion(cached=True)).endswith("· $0 · cached")
-    run = RunResult(response="x", success=True, iterations=2, agent="bot", prompt_tokens=3,
-                    completion_tokens=4, cost_usd=0.0, latency_s=1.5)
-    assert footer_text(run).startswith("agent bot · 7 tokens")
-
-
-def test_markdown_footer_escapes_dollars_and_carries_metadata() -> None:
-    out = CellOutput("Costs $5 and $10", "markdown", footer=footer_text(_completion()),
-                     metadata={"target": "x"})
-    data, meta = out._repr_mimebundle_()
-    md = data["text/markdown"]
-    assert md.startswith("Costs $5 and $10")  # the answer itself is untouched
-    footer = md.split("\n\n")[-1]
-    assert "\\$0.000020" in footer and "$0" not in footer.replace("\\$", "")
-    assert meta == {"kite_lab": {"target": "x"}}
-
-
-@pytest.mark.parametrize("fmt, mime", [("markdown", "text/markdown"), ("text", "text/plain"),
-                                       ("html", "text/html"), ("code", "text/markdown")])
-def test_text_formats(fmt: str, mime: str) -> None:
-    data, _ = CellOutput("```python\nx = 1\n```", fmt, footer="f")._repr_mimebundle_()
-    assert mime in data and "text/plain" in data
-
-
-def test_json_and_df_formats() -> None:
-    value = parse_output('```json\n[{"a": 1, "b": "x"}, {"a": 2, "b": "y"}]\n```', "json")
-    assert value == [{"a": 1, "b": "x"}, {"a": 2, "b": "y"}]
-    data, _ = CellOutput("", "json", value)._repr_mimebundle_()
-    assert '"a": 1' in data["text/plain"]
-    frame = parse_output('[{"a": 1}, {"a": 2}]', "df")
-    assert list(frame["a"]) == [1, 2]
-    data, _ = CellOutput("", "df", frame, footer="f")._repr_mimebundle_()
-    assert "<table" in data["text/html"]
-
-
-def test_dataframe_shapes() -> None:
-    assert len(to_dataframe({"rows": [{"a": 1}, {"a": 2}]})) == 2
-    assert list(to_dataframe({"a": [1, 2], "b": [3, 4]}).columns) == ["a", "b"]
-    assert len(to_dataframe({"a": 1})) == 1
-    with pytest.raises(OutputParseError, match="records"):
-        to_dataframe([1, 2])
-
-
-def test_json_error_names_the_text() -> None:
-    with pytest.raises(OutputParseError, match="not JSON.*Sure! Here"):
-        parse_json("Sure! Here is the data")
-
-
-def test_code_extraction_and_value() -> None:
-    assert extract_code("Here:\n```python\nprint(1)\n```\nDone") == ("print(1)", "python")
-    assert extract_code("print(2)") == ("print(2)", "")
-    value = parse_output("```py\nx=1\n```", "code")
-    assert isinstance(value, KiteText) and value == "x=1"
-
-
-def test_kite_text_is_a_str_with_its_completion() -> None:
-    completion = _completion()
-    text = parse_output("hello", "markdown", completion)
-    assert text == "hello" and text.upper() == "HELLO" and text.completion is completion
-
-
-def test_escape_dollars() -> None:
-    assert escape_dollars("$1 and \\$2") == "\\$1 and \\$2"
-
-
-def test_provenance_has_no_secrets_and_hashes_the_prompt() -> None:
-    info = provenance(target="fast", provider="openai", model="m", params={"temperature": 0},
-                      prompt="p", fmt="text", system="s", session="x")
-    assert info["prompt_sha256"] == (
-        "148de9c5a7a44d19e56cd9ae1a554bf67847afb0c58f6e12fa29ac7ddfca9940")
-    assert info["kite_lab_version"] and info["session"] == "x" and "system_sha256" in info
-
-
-def test_script_side_modules_do_not_import_ipython() -> None:
-    """Exported scripts import render/interpolate/frames/plots: no IPython, no widgets."""
-    import subprocess
-    import sys
-
-    code = ("import sys; import kite_lab.notebook.render, kite_lab.notebook.interpolate, "
-            "kite_lab.frames, kite_lab.plots, kite_lab.notebook; "
-            "print(sorted(m for m in ('IPython', 'ipywidgets', 'pandas', 'plotly') "
-            "if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
-    assert out.stdout.strip() == "[]"
+@pytest.mark.parametrize("fmt", ["text", "code", "html"])
+def test_every_text_format_stores_a_kite_text(ip: Any, fake_llm: Any, fmt: str) -> None:
+    fake_llm.enqueue(Reply(text="```python\nx = 1\n```" if fmt == "code" else "x = 1",
+                           prompt_tokens=2, completion_tokens=4))
+    with capture_output():
+        ip.run_cell(f"%%kite -o value -f {fmt} --no-stream\nx?")
+    value = ip.user_ns["value"]
+    assert isinstance(value, KiteText) and value.text == value == "x = 1"
+    assert value.usage == Usage(2, 4) and value.provider == "openai"

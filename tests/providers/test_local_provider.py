@@ -28,11 +28,10 @@ from kite_lab.core.runner import iterate_sync, run_sync
 from kite_lab.core.types import Message, ToolCall, ToolSpec, Usage
 from kite_lab.providers import registry
 from kite_lab.providers.base import LLMRequest
-from kite_lab.providers.local import (
+from kite_lab.providers.local import LocalProvider, _HoldBack
+from kite_lab.providers.local_model import (
     DEFAULT_MODEL,
     Generation,
-    LocalProvider,
-    _HoldBack,
     bundled_model_path,
     loaded_model,
     resolve_model_path,

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from kite_lab.core.events import EventBus
 from kite_lab.backends.clock import FakeClock
+from kite_lab.core.events import EventBus
 
 WORKERS = Path(__file__).resolve().parent / "safety_workers.py"
 

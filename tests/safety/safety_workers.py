@@ -34,8 +34,9 @@ async def barrier(url: str, key: str, parties: int, timeout: float = 60.0) -> No
 
 def _breaker(p: dict[str, Any], clock: FakeClock) -> Any:
     from kite_lab.core.events import EventBus
-    from kite_lab.safety.breaker import CircuitBreaker, CircuitBreakerConfig
-    from kite_lab.safety.breaker_stores import RedisBreakerStore
+    from kite_lab.safety.breaker import CircuitBreaker
+    from kite_lab.safety.breaker_redis import RedisBreakerStore
+    from kite_lab.safety.breaker_types import CircuitBreakerConfig
 
     bus = EventBus()
     store = RedisBreakerStore(p["url"], p["prefix"], p["name"], clock)
@@ -111,7 +112,7 @@ async def trip(p: dict[str, Any]) -> dict[str, Any]:
 
 def _manager(p: dict[str, Any], clock: FakeClock | None = None) -> Any:
     from kite_lab.safety.idempotency import IdempotencyManager
-    from kite_lab.safety.idempotency_stores import RedisIdempotencyStore
+    from kite_lab.safety.idempotency_redis import RedisIdempotencyStore
 
     clock = clock or FakeClock()
     store = RedisIdempotencyStore(p["url"], p["prefix"], clock)
@@ -171,27 +172,7 @@ async def idem_reclaim(p: dict[str, Any]) -> dict[str, Any]:
     return {o: outcomes.count(o) for o in set(outcomes)}
 
 
-async def cache_cold(p: dict[str, Any]) -> dict[str, Any]:
-    """Concurrent get_or_set on a cold key from every process."""
-    from kite_lab.memory.cache import ResponseCache
-    from kite_lab.memory.cache_stores import RedisCacheStore
-
-    cache = ResponseCache(RedisCacheStore(p["url"], p["prefix"]), lock_ttl=30)
-    client = redis_client(p["url"])
-
-    async def compute() -> dict[str, Any]:
-        await client.incr(f"{p['prefix']}computed")
-        await asyncio.sleep(0.3)
-        return {"answer": 42, "pid": os.getpid()}
-
-    await barrier(p["url"], f"{p['prefix']}barrier:cache", p["processes"])
-    values = await asyncio.gather(*(
-        cache.aget_or_set("cold", compute, ttl=60) for _ in range(p["tasks"])
-    ))
-    return {"values": values}
-
-
-MODES = {f.__name__: f for f in (halfopen, trip, idem_dupes, idem_owner, idem_reclaim, cache_cold)}
+MODES = {f.__name__: f for f in (halfopen, trip, idem_dupes, idem_owner, idem_reclaim)}
 
 if __name__ == "__main__":
     mode, params = sys.argv[1], json.loads(sys.argv[2])

@@ -34,7 +34,8 @@ from kite_lab.core.types import Message
 from kite_lab.providers.anthropic_provider import AnthropicProvider
 from kite_lab.providers.base import LLMRequest
 from kite_lab.providers.openai_compat import OpenAIProvider
-from kite_lab.safety.breaker import CircuitBreaker, CircuitBreakerConfig
+from kite_lab.safety.breaker import CircuitBreaker
+from kite_lab.safety.breaker_types import CircuitBreakerConfig
 from kite_lab.safety.classify import TABLE, Outcome, classify, table_markdown
 from kite_lab.testing import Fault
 

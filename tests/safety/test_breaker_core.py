@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from kite_lab.backends.clock import FakeClock
 from kite_lab.core.config import load_settings
 from kite_lab.core.errors import (
     AuthenticationError,
@@ -19,15 +20,11 @@ from kite_lab.core.errors import (
     ServerError,
 )
 from kite_lab.core.events import EventBus
-from kite_lab.safety.breaker import (
-    CircuitBreaker,
-    CircuitBreakerConfig,
-    CircuitState,
-    build_breaker,
-)
+from kite_lab.safety.breaker import CircuitBreaker, build_breaker
 from kite_lab.safety.breaker_fallback import FallbackBreakerStore
-from kite_lab.safety.breaker_stores import MemoryBreakerStore, RedisBreakerStore
-from kite_lab.backends.clock import FakeClock
+from kite_lab.safety.breaker_memory import MemoryBreakerStore
+from kite_lab.safety.breaker_redis import RedisBreakerStore
+from kite_lab.safety.breaker_types import CircuitBreakerConfig, CircuitState
 
 STAT_KEYS = {
     "name", "state", "total_calls", "successful_calls", "failed_calls", "rejected_calls",

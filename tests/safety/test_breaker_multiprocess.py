@@ -11,9 +11,10 @@ import re
 
 import pytest
 
-from kite_lab.safety.breaker import CircuitBreaker, CircuitBreakerConfig
-from kite_lab.safety.breaker_stores import RedisBreakerStore
 from kite_lab.backends.redis_client import redis_client
+from kite_lab.safety.breaker import CircuitBreaker
+from kite_lab.safety.breaker_redis import RedisBreakerStore
+from kite_lab.safety.breaker_types import CircuitBreakerConfig
 from kite_lab.testing import Fault
 
 PROCESSES, TASKS = 4, 50

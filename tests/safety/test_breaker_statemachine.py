@@ -28,11 +28,13 @@ from hypothesis.stateful import (
     rule,
 )
 
-from kite_lab.core.errors import BadRequestError, CircuitBreakerError, ServerError
-from kite_lab.safety.breaker import CircuitBreaker, CircuitBreakerConfig
-from kite_lab.safety.breaker_stores import MemoryBreakerStore, RedisBreakerStore
 from kite_lab.backends.clock import FakeClock
 from kite_lab.backends.redis_client import aclose_redis_clients
+from kite_lab.core.errors import BadRequestError, CircuitBreakerError, ServerError
+from kite_lab.safety.breaker import CircuitBreaker
+from kite_lab.safety.breaker_memory import MemoryBreakerStore
+from kite_lab.safety.breaker_redis import RedisBreakerStore
+from kite_lab.safety.breaker_types import CircuitBreakerConfig
 
 TIMEOUT, LEASE = 100.0, 230.0
 STEPS = (0.7, 33.3, 101.1, 250.9)

@@ -7,6 +7,7 @@ import threading
 
 import pytest
 
+from kite_lab.backends.clock import FakeClock
 from kite_lab.core.errors import (
     IdempotencyConflict,
     IdempotencyInProgress,
@@ -15,7 +16,6 @@ from kite_lab.core.errors import (
 )
 from kite_lab.core.events import EventBus
 from kite_lab.core.runner import run_sync
-from kite_lab.backends.clock import FakeClock
 from kite_lab.safety.idempotency import (
     IdempotencyManager,
     Lease,
@@ -23,7 +23,8 @@ from kite_lab.safety.idempotency import (
     build_idempotency,
     fingerprint,
 )
-from kite_lab.safety.idempotency_stores import MemoryIdempotencyStore, RedisIdempotencyStore
+from kite_lab.safety.idempotency_memory import MemoryIdempotencyStore
+from kite_lab.safety.idempotency_redis import RedisIdempotencyStore
 
 
 @pytest.fixture

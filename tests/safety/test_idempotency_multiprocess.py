@@ -14,7 +14,7 @@ import redis
 
 from kite_lab.backends.clock import FakeClock
 from kite_lab.safety.idempotency import IdempotencyManager, Lease
-from kite_lab.safety.idempotency_stores import RedisIdempotencyStore
+from kite_lab.safety.idempotency_redis import RedisIdempotencyStore
 
 WORKERS = Path(__file__).resolve().parent / "safety_workers.py"
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -109,3 +111,35 @@ async def test_bad_keys_and_costs_are_rejected(bad):
     limiter = RateLimiter("1/second")
     with pytest.raises(InvalidInput):
         await limiter.hit(**bad)
+
+
+async def test_memory_backend_starts_no_thread_per_expiry(monkeypatch):
+    """limits' sync MemoryStorage starts a threading.Timer for every expiry sweep (a new
+    thread every ~10 ms under load); the limits.aio storage sweeps with a task instead."""
+    timers: list[threading.Timer] = []
+    original = threading.Timer.start
+
+    def counting_start(self: threading.Timer) -> None:
+        timers.append(self)
+        original(self)
+
+    monkeypatch.setattr(threading.Timer, "start", counting_start)
+    limiter = RateLimiter("1000/minute")
+    for i in range(500):
+        await limiter.hit(f"client-{i % 5}")
+    for i in range(100):
+        limiter.hit_sync(f"client-{i % 5}")  # the sync API shares the same counts
+    assert timers == []
+    assert not [t for t in threading.enumerate() if isinstance(t, threading.Timer)]
+    assert (await limiter.peek("client-0")).remaining == 1000 - 120
+
+
+async def test_memory_counts_are_shared_by_every_loop_and_thread():
+    limiter = RateLimiter("10/minute")
+    for _ in range(4):
+        assert (await limiter.hit("k")).allowed  # this test's loop
+    with ThreadPoolExecutor(3) as pool:  # other threads, each with a loop of its own
+        results = list(pool.map(lambda _: asyncio.run(limiter.hit("k")).allowed, range(3)))
+    assert results == [True] * 3
+    assert [limiter.hit_sync("k").allowed for _ in range(4)] == [True] * 3 + [False]
+    assert (await limiter.peek("k")).remaining == 0

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 
+from kite_lab.backends.clock import FakeClock
 from kite_lab.core.config import load_settings
 from kite_lab.core.errors import CircuitBreakerError, KillSwitchError, ServerError, StoreUnavailable
 from kite_lab.core.events import EventBus
 from kite_lab.memory.cache import build_cache
 from kite_lab.safety.breaker import build_breaker
-from kite_lab.backends.clock import FakeClock
 from kite_lab.safety.idempotency import build_idempotency
 from kite_lab.safety.kill_switch import build_kill_switch
 from kite_lab.safety.rate_limit import RateLimiter

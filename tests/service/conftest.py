@@ -43,6 +43,13 @@ def need_binary(path: str, package: str) -> str:
     pytest.skip(message)
 
 
+def _health_status(response: httpx.Response) -> str | None:
+    try:
+        return str(response.json().get("status"))
+    except ValueError:  # not the service's JSON (a proxy page): it is up
+        return None
+
+
 class ServiceProcess:
     """``kite-lab serve`` in a subprocess."""
 
@@ -76,15 +83,18 @@ class ServiceProcess:
         )
 
     def wait_ready(self, timeout: float = 60.0) -> ServiceProcess:
+        """Until /health answers with anything but "starting" (unhealthy counts: it's up)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise AssertionError(f"service exited {self.proc.returncode}:\n{self.log()}")
             try:
-                httpx.get(self.url + "/health", timeout=1.0)
-                return self
+                response = httpx.get(self.url + "/health", timeout=1.0)
+                if _health_status(response) != "starting":
+                    return self
             except httpx.TransportError:
-                time.sleep(0.05)
+                pass
+            time.sleep(0.05)
         raise AssertionError(f"service not ready after {timeout} s:\n{self.log()}")
 
     def log(self) -> str:
@@ -172,6 +182,9 @@ def asgi_client() -> Callable[..., Any]:
     async def client(app: Any, **kwargs: Any) -> AsyncIterator[httpx.AsyncClient]:
         transport = httpx.ASGITransport(app=app, client=kwargs.pop("peer", ("127.0.0.1", 50000)))
         async with app.router.lifespan_context(app):
+            state = getattr(app.state, "kite_service", None)
+            if state is not None:  # as a client of `kite-lab serve` would: wait for ready
+                await state.readiness.wait()
             async with httpx.AsyncClient(
                 transport=transport, base_url="http://kite.test", timeout=30, **kwargs
             ) as c:

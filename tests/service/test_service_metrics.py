@@ -13,7 +13,9 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from kite_lab.core.events import EventBus
-from kite_lab.observability.metrics import KiteMetrics, LabelPolicy, breaker_state_value
+from kite_lab.observability.metric_catalogue import breaker_state_value
+from kite_lab.observability.metric_labels import LabelPolicy
+from kite_lab.observability.metrics import KiteMetrics
 
 pytestmark = pytest.mark.timeout(90)
 

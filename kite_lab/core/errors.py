@@ -25,7 +25,6 @@ errors carry the provider's own message with any API key scrubbed.
     │   ├── CircuitBreakerError          breaker open; retry_after seconds
     │   ├── KillSwitchError              the kill switch is active
     │   ├── RateLimitExceeded            a kite_lab rate limit was hit; retry_after
-    │   ├── BudgetExceeded               ai.map(strict=True) hit budget_usd; .partial frame
     │   └── IdempotencyError
     │       ├── IdempotencyConflict      same operation id, different arguments
     │       ├── IdempotencyInProgress    the first call is still running
@@ -46,7 +45,7 @@ errors carry the provider's own message with any API key scrubbed.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
@@ -56,7 +55,6 @@ __all__ = [
     "AgentLimitReached",
     "AuthenticationError",
     "BadRequestError",
-    "BudgetExceeded",
     "CircuitBreakerError",
     "ConfigError",
     "EnvFileError",
@@ -277,18 +275,6 @@ class RateLimitExceeded(SafetyError):
     def __init__(self, limit: str, retry_after: float | None = None) -> None:
         self.limit, self.retry_after = limit, retry_after
         super().__init__(f"rate limit {limit} exceeded; retry after {retry_after or 0:.1f} s")
-
-
-class BudgetExceeded(SafetyError):
-    """A batch (``ai.map(..., strict=True)``) stopped at ``budget_usd``.
-
-    ``partial`` is the frame as far as it got (rows not run have ``_error ==
-    "budget exceeded"``); ``spent_usd`` what the run paid.
-    """
-
-    def __init__(self, message: str, *, partial: Any = None, spent_usd: float = 0.0) -> None:
-        self.partial, self.spent_usd = partial, spent_usd
-        super().__init__(message)
 
 
 class IdempotencyError(SafetyError):

@@ -11,6 +11,20 @@ from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
+__all__ = [
+    "ROLES",
+    "Completion",
+    "Message",
+    "Role",
+    "RunResult",
+    "StreamChunk",
+    "ToolCall",
+    "ToolCallRecord",
+    "ToolSpec",
+    "Usage",
+    "canonical_json",
+]
+
 Role = Literal["system", "user", "assistant", "tool"]
 ROLES: tuple[str, ...] = ("system", "user", "assistant", "tool")
 

@@ -77,7 +77,7 @@ class CellRunner:
             if system is not None:
                 system = self._interpolate(system, shown)
         if not prompt.strip():
-            raise UsageError("%%kite: the cell is empty; write the prompt below the %%kite line")
+            raise UsageError("the %%kite cell is empty; write the prompt below the %%kite line")
         return prompt, system
 
     @staticmethod

@@ -364,7 +364,7 @@ def plan_cell(line: str, body: str, settings: MagicSettings) -> CellPlan:
     opts = parse_kite_line(line)
     prompt = body.strip("\n").rstrip()
     if not prompt.strip():
-        raise UsageError("%%kite: the cell is empty; write the prompt below the %%kite line")
+        raise UsageError("the %%kite cell is empty; write the prompt below the %%kite line")
     asked = opts.target or settings.default_model or None
     target = resolve_alias(asked, settings.aliases)
     params = opts.model_params()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from kite_lab._version import __version__
 from kite_lab.core.errors import (
     AgentError,
     AgentLimitReached,
@@ -60,7 +61,6 @@ if TYPE_CHECKING:
 # The data types load on first use: their dataclasses cost `import kite_lab` ~15 ms.
 _LAZY_TYPES = ("Completion", "Message", "RunResult", "ToolCall", "ToolSpec", "Usage")
 
-from kite_lab._version import __version__
 
 __all__ = [
     "AgentError",

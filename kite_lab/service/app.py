@@ -231,7 +231,8 @@ def _install_error_handlers(app: FastAPI, state: ServiceState) -> None:
     from kite_lab.service.http_errors import http_error_for
 
     def request_id(request: Any) -> str | None:
-        return request.scope.get("state", {}).get("request_id")
+        found = request.scope.get("state", {}).get("request_id")
+        return str(found) if found is not None else None
 
     async def on_kite_error(request: Any, exc: Exception) -> JSONResponse:
         error = http_error_for(exc, state.secrets)

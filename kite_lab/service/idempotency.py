@@ -53,7 +53,7 @@ _REPLAYED_HEADERS = (b"content-type", b"retry-after", b"cache-control")
 def _header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope.get("headers") or ():
         if key == name:
-            return value.decode("latin-1")
+            return bytes(value).decode("latin-1")
     return None
 
 
@@ -167,25 +167,10 @@ async def run_idempotent(
             return message
         return await receive()
 
-    async def capture_send(message: Message) -> None:
-        if message["type"] == "http.response.start":
-            captured["status"] = message["status"]
-            captured["headers"] = [
-                [k.decode("latin-1"), v.decode("latin-1")]
-                for k, v in message.get("headers") or ()
-                if k.lower() in _REPLAYED_HEADERS
-            ]
-        elif message["type"] == "http.response.body" and not captured["too_big"]:
-            captured["body"] += message.get("body", b"")
-            if len(captured["body"]) > MAX_STORED_BYTES:
-                captured["too_big"] = True
-                captured["body"] = bytearray()
-        await send(message)
-
     completed = False
-    try:
-        async with lease.heartbeat():  # long generations keep the lease
-            await app(scope, replay_receive, capture_send)
+
+    async def store() -> None:
+        nonlocal completed
         status = captured["status"]
         if status < 500 and status not in (409, 429) and not captured["too_big"]:
             await lease.complete(
@@ -196,6 +181,32 @@ async def run_idempotent(
                 }
             )
             completed = True
+
+    async def capture_send(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            captured["status"] = message["status"]
+            captured["headers"] = [
+                [k.decode("latin-1"), v.decode("latin-1")]
+                for k, v in message.get("headers") or ()
+                if k.lower() in _REPLAYED_HEADERS
+            ]
+        elif message["type"] == "http.response.body":
+            if not captured["too_big"]:
+                captured["body"] += message.get("body", b"")
+                if len(captured["body"]) > MAX_STORED_BYTES:
+                    captured["too_big"] = True
+                    captured["body"] = bytearray()
+            if not message.get("more_body", False) and not completed:
+                # stored before the client sees the end: a retry it sends next, to any
+                # replica, replays this answer instead of meeting "in progress"
+                await store()
+        await send(message)
+
+    try:
+        async with lease.heartbeat():  # long generations keep the lease
+            await app(scope, replay_receive, capture_send)
+        if not completed:
+            await store()
     finally:
         if not completed:
             try:

@@ -165,7 +165,7 @@ class RouteLimits:
         peer = client[0] if client else "unknown"
         if not self._trusted or not self._is_trusted(peer):
             return peer
-        forwarded = None
+        forwarded: str | None = None
         for key, value in scope.get("headers") or ():
             if key == b"x-forwarded-for":
                 forwarded = (

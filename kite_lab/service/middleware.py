@@ -53,7 +53,7 @@ _NO_WAIT = frozenset({"/health", "/metrics"})
 def _header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope.get("headers") or ():
         if key == name:
-            return value.decode("latin-1")
+            return bytes(value).decode("latin-1")
     return None
 
 

@@ -12,7 +12,7 @@ model classes, which are local variables, as real annotations.)
 import json
 import time
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from fastapi import APIRouter, Request
 from fastapi.encoders import jsonable_encoder
@@ -57,7 +57,30 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+def _sse_event(name: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """One server-sent event of the stream: its name and its JSON ``data``."""
+    return {
+        "properties": {
+            "event": {"const": name},
+            "data": {"contentMediaType": "application/json", "contentSchema": payload},
+        }
+    }
+
+
+_SSE_ERROR = {
+    "type": "object",
+    "required": ["type", "message", "status"],
+    "properties": {
+        "type": {"type": "string"},
+        "message": {"type": "string"},
+        "status": {"type": "integer"},
+        "request_id": {"type": ["string", "null"]},
+    },
+}
+_SSE_CHUNK = {"type": "object", "required": ["text"], "properties": {"text": {"type": "string"}}}
+
 #: the 200 of /complete and /chat: JSON, or server-sent events when the body has stream=true
+#: (Open API 3.1: the event-stream ``schema`` describes one event)
 _STREAMED: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "The completion as JSON; with `stream: true`, server-sent events: "
@@ -65,8 +88,36 @@ _STREAMED: dict[int | str, dict[str, Any]] = {
         "answer) or `error` ({type, message, status})",
         "content": {
             "text/event-stream": {
-                "schema": {"type": "string"},
-                "example": 'event: chunk\ndata: {"text": "Hel"}\n\nevent: done\ndata: {...}\n\n',
+                "schema": {
+                    "type": "object",
+                    "required": ["event", "data"],
+                    "properties": {
+                        "event": {"enum": ["chunk", "done", "error"]},
+                        "data": {"type": "string"},
+                    },
+                    "oneOf": [
+                        _sse_event("chunk", _SSE_CHUNK),
+                        _sse_event("done", {"$ref": "#/components/schemas/CompletionResponse"}),
+                        _sse_event("error", _SSE_ERROR),
+                    ],
+                },
+                "example": 'event: chunk\ndata: {"text": "Hel"}\n\n'
+                'event: done\ndata: {"text": "Hello", ...}\n\n',
+            }
+        },
+    }
+}
+
+
+#: Open API links: a listed agent's name runs it (clients and stateful testers follow them)
+_AGENT_LINKS: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The agents this service runs",
+        "links": {
+            "RunFirstAgent": {
+                "operationRef": "#/paths/~1agents~1{name}~1run/post",
+                "parameters": {"name": "$response.body#/0/name"},
+                "description": "run the first agent listed",
             }
         },
     }
@@ -183,7 +234,9 @@ def build_router(
                 if error is not None:
                     yield _sse("error", error.body(request_id)["error"] | {"status": error.status})
             finally:
-                await chunks.aclose()
+                aclose = getattr(chunks, "aclose", None)  # an async generator's
+                if aclose is not None:
+                    await aclose()
 
         return StreamingResponse(
             events(),
@@ -199,8 +252,9 @@ def build_router(
         summary="Complete a prompt (SSE with stream=true)",
     )
     async def complete(body: complete_model, request: Request) -> Any:  # type: ignore[valid-type]
-        turn = Message("user", body.prompt)
-        return await answer(request, body, [turn], [turn], body.system)
+        req = cast(CompletionRequest, body)
+        turn = Message("user", req.prompt)
+        return await answer(request, req, [turn], [turn], req.system)
 
     @router.post(
         "/chat",
@@ -210,11 +264,17 @@ def build_router(
         summary="Answer a conversation (SSE with stream=true)",
     )
     async def chat(body: chat_model, request: Request) -> Any:  # type: ignore[valid-type]
-        messages = [Message(m.role, m.content) for m in body.messages]
+        messages = [Message(m.role, m.content) for m in cast(ChatRequest, body).messages]
         new_turns = [m for m in messages if m.role != "system"]
         return await answer(request, body, messages, new_turns, None)
 
-    @router.get("/agents", response_model=list[AgentInfo], tags=["agents"], summary="Agents served")
+    @router.get(
+        "/agents",
+        response_model=list[AgentInfo],
+        responses=_AGENT_LINKS,
+        tags=["agents"],
+        summary="Agents served",
+    )
     async def list_agents() -> Any:
         return [
             {
@@ -250,9 +310,10 @@ def build_router(
                     }
                 },
             )
-        result = await agent.run(body.input, session_id=body.session_id)
+        req = cast(AgentRunRequest, body)
+        result = await agent.run(req.input, session_id=req.session_id)
         data = result.to_dict()
-        data.update(agent=name, session_id=body.session_id, request_id=request_id)
+        data.update(agent=name, session_id=req.session_id, request_id=request_id)
         data["tool_calls"] = [dict(c) for c in data.get("tool_calls") or []]
         data.pop("steps", None)
         if not result.success:

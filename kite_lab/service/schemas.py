@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
     "AgentInfo",
@@ -70,6 +70,14 @@ class _Params(_Strict):
         description="keep a conversation: earlier turns are sent, this one is stored",
     )
     stream: bool = Field(False, description="answer as server-sent events")
+
+    @field_validator("max_tokens", mode="before")
+    @classmethod
+    def _integral_float(cls, value: Any) -> Any:
+        """JSON Schema's ``integer`` includes 1.0: take it as 1 (still not "1" or 1.5)."""
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        return value
 
 
 class CompletionRequest(_Params):

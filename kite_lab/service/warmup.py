@@ -23,6 +23,7 @@ A step that hangs is abandoned after ``STEP_TIMEOUT`` seconds for the same reaso
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib
 import logging
 import time
@@ -101,9 +102,9 @@ async def warm_up(
 
     try:
         for kite in kites:
-            provider = await step("provider", lambda k=kite: _build_components(k))
+            provider = await step("provider", functools.partial(_build_components, kite))
             if provider is not None:
-                await step("provider sdk", lambda p=provider: _load_sdk(p))
+                await step("provider sdk", functools.partial(_load_sdk, provider))
                 _client_for_this_loop(provider, problems)
         await step("modules", lambda: _import_modules(kites))
         if limits is not None:

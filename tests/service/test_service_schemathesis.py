@@ -1,6 +1,9 @@
-"""schemathesis against the running service's OpenAPI schema: no input gives a 5xx.
+"""schemathesis against the running service's OpenAPI schema: the document is the contract.
 
-Bounded: the coverage and fuzzing phases only, 10 examples per operation, fixed seed.
+Every check (no 5xx, documented statuses, content types and headers, response schemas,
+server-sent events included, schema-valid bodies accepted and invalid ones rejected) over
+every phase, the stateful one too (it follows the /agents -> /agents/{name}/run link).
+Bounded: 10 examples per operation, fixed seed.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ ST = str(Path(sys.executable).with_name("st"))
 AGENTS = "from kite_lab import Kite\n\nai = Kite()\nai.create_agent('helper', 'Be concise.')\n"
 
 
-def test_no_server_errors_for_generated_requests(service_env, start_service, tmp_path):
+def test_the_service_keeps_its_openapi_contract(service_env, start_service, tmp_path):
     if not Path(ST).exists():
         pytest.skip("schemathesis is not installed (pip install schemathesis)")
     (tmp_path / "exported_agents.py").write_text(AGENTS, encoding="utf-8")
@@ -32,9 +35,9 @@ def test_no_server_errors_for_generated_requests(service_env, start_service, tmp
             "--header",
             f"Authorization: Bearer {SERVICE_KEY}",
             "--checks",
-            "not_a_server_error",
+            "all",
             "--phases",
-            "coverage,fuzzing",
+            "examples,coverage,fuzzing,stateful",
             "--max-examples",
             "10",
             "--seed",
@@ -52,5 +55,6 @@ def test_no_server_errors_for_generated_requests(service_env, start_service, tmp
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert "passed" in result.stdout
+    assert "Stateful" in result.stdout and "1 covered" in result.stdout  # the link was followed
     assert service.stop() == 0
     assert '"status": 500' not in service.log()

@@ -18,8 +18,9 @@ none of faiss, numpy, sqlmodel or redis.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from kite_lab.core.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from kite_lab.memory.cache import ResponseCache, build_cache
@@ -54,6 +55,7 @@ __all__ = [
     "read_document",
 ]
 
+
 _HOME = {
     "ChunkSpan": "chunking",
     "Hit": "vector",
@@ -75,14 +77,4 @@ _HOME = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOME.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _HOME, __all__)

@@ -41,8 +41,9 @@ that kind is built.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from kite_lab.core.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from kite_lab.providers.base import BaseOptions, Capabilities, LLMProvider, LLMRequest
@@ -72,6 +73,7 @@ __all__ = [
     "resolve_model",
 ]
 
+
 _HOME = {
     "BaseOptions": "base",
     "Capabilities": "base",
@@ -89,14 +91,4 @@ _HOME = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOME.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _HOME, __all__)

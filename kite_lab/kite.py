@@ -18,7 +18,10 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast, overload
 from kite_lab.core.errors import ConfigError
 from kite_lab.core.events import EventBus
 from kite_lab.core.runner import iterate_sync, run_sync
+from kite_lab.batch.methods import BatchMethods
 from kite_lab.core.types import Completion, Message, RunResult, StreamChunk, ToolSpec
+from kite_lab.replay.methods import RecordingMethods
+from kite_lab.structured.methods import StructuredMethods
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -55,7 +58,7 @@ _COMPONENT_KEYS: dict[str, tuple[str, ...]] = {
 }
 
 
-class Kite:
+class Kite(BatchMethods, StructuredMethods, RecordingMethods):
     """Build, run and inspect LLM calls and agents.
 
     >>> ai = Kite()                                  # settings from env / .env

@@ -1,0 +1,1 @@
+"""Batch runs over data: ``ai.map`` / ``ai.amap`` (issue 14)."""

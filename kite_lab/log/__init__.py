@@ -1,0 +1,1 @@
+"""The persistent call log: SQLite / Postgres, migrations, readers (issue 16)."""

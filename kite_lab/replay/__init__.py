@@ -1,0 +1,1 @@
+"""Record/replay cassettes at the pipeline boundary (issue 16)."""

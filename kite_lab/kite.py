@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
+from kite_lab.agent_methods import AgentMethods
+from kite_lab.batch.methods import BatchMethods
 from kite_lab.core.errors import ConfigError
 from kite_lab.core.events import EventBus
 from kite_lab.core.runner import iterate_sync, run_sync
-from kite_lab.batch.methods import BatchMethods
-from kite_lab.core.types import Completion, Message, RunResult, StreamChunk, ToolSpec
+from kite_lab.evals.methods import EvalMethods
 from kite_lab.replay.methods import RecordingMethods
 from kite_lab.structured.methods import StructuredMethods
 
@@ -27,13 +28,13 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from kite_lab.agents.base import Agent
-    from kite_lab.agents.tools import Tool, ToolRegistry
+    from kite_lab.agents.tools import Tool
     from kite_lab.core.config import KiteConfig, KiteSettings
+    from kite_lab.core.types import Completion, Message, StreamChunk, ToolSpec
     from kite_lab.memory.cache import ResponseCache
     from kite_lab.memory.documents import LoadSummary, ProgressCallback
     from kite_lab.memory.sessions import SessionStore
     from kite_lab.memory.vector import VectorMemory
-    from kite_lab.observability.tracing import Tracer
     from kite_lab.pipeline import CallPipeline
     from kite_lab.providers.base import LLMProvider, LLMRequest
     from kite_lab.providers.embeddings import EmbeddingProvider
@@ -58,7 +59,7 @@ _COMPONENT_KEYS: dict[str, tuple[str, ...]] = {
 }
 
 
-class Kite(BatchMethods, StructuredMethods, RecordingMethods):
+class Kite(AgentMethods, BatchMethods, StructuredMethods, RecordingMethods, EvalMethods):
     """Build, run and inspect LLM calls and agents.
 
     >>> ai = Kite()                                  # settings from env / .env
@@ -78,7 +79,6 @@ class Kite(BatchMethods, StructuredMethods, RecordingMethods):
         self._providers: dict[str, LLMProvider] = {}
         self._breakers: dict[str, CircuitBreaker] = {}
         self._pipeline: CallPipeline | None = None
-        self._tools: ToolRegistry | None = None
         #: agents made by ``create_agent``, by name
         self.agents: dict[str, Agent] = {}
         self.event_bus = EventBus()
@@ -250,9 +250,13 @@ class Kite(BatchMethods, StructuredMethods, RecordingMethods):
         system: str | None = None,
         tools: Iterable[Tool | ToolSpec | Mapping[str, Any]] | None = None,
         tool_choice: str | dict[str, Any] | None = None,
+        schema: Any = None,
+        images: Iterable[Any] | None = None,
         **params: Any,
     ) -> tuple[LLMProvider, LLMRequest]:
-        """Resolve the provider and validate everything before any network call."""
+        """Resolve the provider and validate everything before any network call
+        (``schema=`` and ``images=``: see ``kite_lab.structured.call``)."""
+        from kite_lab.core.types import Message
         from kite_lab.providers.base import LLMRequest
 
         if (prompt is None) == (messages is None):
@@ -267,6 +271,11 @@ class Kite(BatchMethods, StructuredMethods, RecordingMethods):
             message_list = [Message.from_any(m) for m in messages or ()]
             if not message_list:
                 raise ValueError("messages is empty; pass at least one {'role': 'user', ...}")
+        output = None
+        if schema is not None or images is not None:
+            from kite_lab.structured.call import prepare_call
+
+            message_list, output = prepare_call(message_list, schema, images, tools, params)
         provider_name, model_name = self.resolve(model)
         provider = self.provider(provider_name)
         request = LLMRequest(
@@ -276,15 +285,25 @@ class Kite(BatchMethods, StructuredMethods, RecordingMethods):
             tools=[_tool_spec(t) for t in tools or ()],
             tool_choice=tool_choice,
             params=provider.validate_params(params),
+            schema=output,
         )
+        provider.check_request(request)
         return provider, request
 
     async def agenerate(
-        self, prompt: str | None = None, *, cache: bool | None = None, **kwargs: Any
+        self, prompt: str | None = None, *, cache: bool | None = None,
+        fallbacks: Sequence[str] | None = None, **kwargs: Any
     ) -> Completion:
-        """One call through the pipeline; the full ``Completion`` (text, usage, cost...)."""
+        """One call through the pipeline; the full ``Completion`` (text, usage, cost...).
+        ``fallbacks``: models tried when this one fails retryably (None: KITE_FALLBACKS)."""
+        if fallbacks or (fallbacks is None and self.settings.kite_fallbacks):
+            from kite_lab.safety.fallbacks import generate_with_fallbacks as with_fallbacks
+            return await with_fallbacks(self, prompt, fallbacks, cache=cache, **kwargs)
         provider, request = self.build_request(prompt, **kwargs)
-        return await self.pipeline.generate(provider, request, cache=cache)
+        completion = await self.pipeline.generate(provider, request, cache=cache)
+        if request.schema is not None:
+            completion = await self.pipeline.validated(provider, request, completion, cache=cache)
+        return completion
 
     def generate(self, prompt: str | None = None, **kwargs: Any) -> Completion:
         return run_sync(self.agenerate(prompt, **kwargs))
@@ -306,9 +325,14 @@ class Kite(BatchMethods, StructuredMethods, RecordingMethods):
     async def astream_chunks(
         self, prompt: str | None = None, *, cache: bool | None = None, **kwargs: Any
     ) -> AsyncIterator[StreamChunk]:
-        """Stream chunks; the last one carries the ``Completion`` (usage, cost, latency)."""
+        """Stream chunks; the last one carries the ``Completion`` (usage, cost, latency;
+        with ``schema=``, ``.parsed``: a failed answer is repaired in one unstreamed call)."""
         provider, request = self.build_request(prompt, **kwargs)
         async for chunk in self.pipeline.stream(provider, request, cache=cache):
+            if chunk.completion is not None and request.schema is not None:
+                chunk.completion = await self.pipeline.validated(
+                    provider, request, chunk.completion, cache=cache
+                )
             yield chunk
 
     async def astream(self, prompt: str | None = None, **kwargs: Any) -> AsyncIterator[str]:
@@ -361,73 +385,7 @@ class Kite(BatchMethods, StructuredMethods, RecordingMethods):
 
         return load_document(self.vector_memory, path, doc_id=doc_id, progress=progress)
 
-    # -- agents and tools ----------------------------------------------------------------
-    @property
-    def tools(self) -> ToolRegistry:
-        """The tools created on this Kite (``ai.create_tool`` / ``@ai.tool``)."""
-        if self._tools is None:
-            from kite_lab.agents.tools import ToolRegistry
-
-            self._tools = ToolRegistry()
-        return self._tools
-
-    def create_tool(
-        self,
-        name: str,
-        func: Callable[..., Any],
-        description: str | None = None,
-        *,
-        run_in_thread: bool | None = None,
-        timeout: float | None = None,
-    ) -> Tool:
-        """A tool whose JSON schema comes from ``func``'s type hints and docstring.
-
-        Options: ``run_in_thread`` (sync functions), ``timeout`` (seconds).
-        """
-        return self.tools.create(
-            name, func, description, run_in_thread=run_in_thread, timeout=timeout
-        )
-
-    @overload
-    def tool(self, func: Callable[..., Any], /) -> Tool: ...
-
-    @overload
-    def tool(
-        self,
-        *,
-        name: str | None = None,
-        description: str | None = None,
-        run_in_thread: bool | None = None,
-        timeout: float | None = None,
-    ) -> Callable[[Callable[..., Any]], Tool]: ...
-
-    def tool(
-        self,
-        func: Callable[..., Any] | None = None,
-        *,
-        name: str | None = None,
-        description: str | None = None,
-        run_in_thread: bool | None = None,
-        timeout: float | None = None,
-    ) -> Tool | Callable[[Callable[..., Any]], Tool]:
-        """Decorator form of ``create_tool``: ``@ai.tool`` or ``@ai.tool(name=...)``."""
-
-        def register(f: Callable[..., Any]) -> Tool:
-            return self.create_tool(
-                name or f.__name__, f, description, run_in_thread=run_in_thread, timeout=timeout
-            )
-
-        return register(func) if func is not None else register
-
-    def create_agent(self, name: str, system_prompt: str = "", **options: Any) -> Agent:
-        """An agent (types: base, react, plan_execute); see ``kite_lab.agents``."""
-        from kite_lab.agents.factory import create_agent
-
-        agent = create_agent(self, name, system_prompt, **options)
-        self.agents[name] = agent
-        self._prepare_calls(agent.model)
-        return agent
-
+    # -- agents: see agent_methods.AgentMethods ---------------------------------------
     def _prepare_calls(self, model: str | None) -> None:
         """Load now what the first model call would load (registry entry points, provider,
         its SDK, breaker, kill switch, pipeline), so it does not run on the event loop
@@ -443,21 +401,6 @@ class Kite(BatchMethods, StructuredMethods, RecordingMethods):
             self.pipeline  # noqa: B018
         except (KiteError, ImportError):
             pass
-
-    async def aprocess(self, tasks: Iterable[Any], concurrency: int = 10) -> list[RunResult]:
-        from kite_lab.agents.batch import process
-
-        return await process(self, tasks, concurrency=concurrency)
-
-    def process(self, tasks: Iterable[Any], concurrency: int = 10) -> list[RunResult]:
-        """Run many agent tasks concurrently, at most ``concurrency`` at a time."""
-        return run_sync(self.aprocess(tasks, concurrency))
-
-    def enable_tracing(self, path: str | Path) -> Tracer:
-        """Write every event as a JSON line to ``path`` (secrets redacted)."""
-        from kite_lab.observability.tracing import enable_tracing
-
-        return enable_tracing(self.event_bus, path, secrets=lambda: self.settings.secret_values())
 
     # -- lifecycle ---------------------------------------------------------------------
     async def aclose(self) -> None:
@@ -487,6 +430,8 @@ class Kite(BatchMethods, StructuredMethods, RecordingMethods):
 
 def _tool_spec(tool: Any) -> ToolSpec:
     """Accept ToolSpec, a Tool (anything with ``.spec``) or a dict with name/parameters."""
+    from kite_lab.core.types import ToolSpec
+
     if isinstance(tool, ToolSpec):
         return tool
     spec = getattr(tool, "spec", None)

@@ -55,6 +55,7 @@ __all__ = [
     "aremember_turn",
     "asession_messages",
     "check_run",
+    "evaluate_cell",
     "plain_text",
     "record_answer",
     "remember_turn",
@@ -119,16 +120,24 @@ def session_messages(ai: Kite, session_id: str, prompt: str, max_history: int
     return run_sync(asession_messages(ai, session_id, prompt, max_history))
 
 
-async def aremember_turn(ai: Kite, session_id: str, prompt: str, answer: str) -> None:
-    """Store one ``--session`` turn (the prompt and the answer), as the cell does."""
+async def aremember_turn(ai: Kite, session_id: str, prompt: str, answer: str,
+                         images: Sequence[Any] = ()) -> None:
+    """Store one ``--session`` turn (the prompt and the answer), as the cell does; the
+    prompt's ``images`` are stored as references (source, type, sha256), never the bytes."""
     store = ai.session_memory
-    await store.aadd_message(session_id, "user", prompt, metadata=dict(_TURN_METADATA))
+    metadata: dict[str, Any] = dict(_TURN_METADATA)
+    if images:
+        from kite_lab.structured.images import load_image
+
+        metadata["images"] = [load_image(image).to_dict() for image in images]
+    await store.aadd_message(session_id, "user", prompt, metadata=metadata)
     await store.aadd_message(session_id, "assistant", answer, metadata=dict(_TURN_METADATA))
 
 
-def remember_turn(ai: Kite, session_id: str, prompt: str, answer: str) -> None:
+def remember_turn(ai: Kite, session_id: str, prompt: str, answer: str,
+                  images: Sequence[Any] = ()) -> None:
     """Sync ``aremember_turn``."""
-    run_sync(aremember_turn(ai, session_id, prompt, answer))
+    run_sync(aremember_turn(ai, session_id, prompt, answer, images))
 
 
 # -- agents and tools --------------------------------------------------------------------
@@ -156,6 +165,23 @@ def check_run(result: RunResult) -> RunResult:
     if not result.success:
         raise AgentError(f"agent {result.agent!r} failed: {result.error}")
     return result
+
+
+# -- evals -------------------------------------------------------------------------------
+
+
+def evaluate_cell(ai: Kite, dataset: Any, template: str, targets: Sequence[str],
+                  scorers: Sequence[str], namespace: Any = None, **options: Any) -> Any:
+    """A ``%%kite eval DATASET --targets ... --scorers ...`` cell: ``ai.evaluate`` with the
+    body as the template of the model-id targets; ``agent:NAME`` targets are agents (from
+    ``namespace``, else ``ai.agents``). Returns the ``EvalResult``."""
+    from kite_lab.agents.lookup import resolve_agent
+
+    resolved: list[Any] = [
+        resolve_agent(ai, t.removeprefix("agent:"), namespace) if t.startswith("agent:") else t
+        for t in targets
+    ]
+    return ai.evaluate(dataset, resolved, list(scorers), prompt=template, **options)
 
 
 # -- what a script shows ------------------------------------------------------------------

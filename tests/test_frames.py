@@ -96,7 +96,7 @@ def test_calls_df_of_a_real_kite_has_the_known_latency_tokens_and_cost(
     second = fake_kite.generate("two", cache=False)
     with pytest.raises(ServerError):
         fake_kite.generate("three", cache=False)
-    df = frames.calls_df(fake_kite)
+    df = frames.calls_df(fake_kite, persisted=False)  # the history cleared above, not the log
     assert len(df) == 3
     assert values(df["provider"]) == ["openai"] * 3
     assert values(df["model"]) == [first.model] * 3

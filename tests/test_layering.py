@@ -50,6 +50,7 @@ _BELOW_KITE = {
     "log",
     "replay",
     "batch",
+    "evals",
 }
 # Which kite_lab areas each area may import (besides itself). Arrows point one way.
 ALLOWED: dict[str, set[str]] = {
@@ -58,7 +59,7 @@ ALLOWED: dict[str, set[str]] = {
     "structured": {"core"},
     "providers": {"core", "structured"},
     "log": {"core", "backends", "providers"},
-    "replay": {"core", "providers"},
+    "replay": {"core", "providers", "log", "observability"},
     "safety": {"core", "backends", "providers"},
     "memory": {"core", "backends", "providers"},
     "pipeline": {"core", "providers", "structured", "log", "replay"},
@@ -68,7 +69,11 @@ ALLOWED: dict[str, set[str]] = {
         "core", "backends", "providers", "structured", "pipeline", "agents", "memory",
         "safety", "observability", "log", "replay",
     },
-    "testing": set(),
+    "evals": {
+        "core", "backends", "providers", "structured", "pipeline", "agents", "memory",
+        "safety", "observability", "log", "replay", "batch",
+    },
+    "testing": {"replay"},
     "kite": _BELOW_KITE,
     "views": _BELOW_KITE | {"kite"},
     "service": _BELOW_KITE | {"kite"},
@@ -80,6 +85,7 @@ ALLOWED: dict[str, set[str]] = {
 # Top-level modules and the area they belong to.
 AREA_OF_MODULE = {
     "kite": "kite",
+    "agent_methods": "kite",
     "pipeline": "pipeline",
     "_version": "core",
     "script": "script",

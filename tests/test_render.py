@@ -172,7 +172,7 @@ def test_script_side_modules_do_not_import_ipython() -> None:
     import subprocess
     import sys
 
-    code = ("import sys; import kite_lab.render, kite_lab.notebook.interpolate, "
+    code = ("import sys; import kite_lab.render, kite_lab.core.interpolate, "
             "kite_lab.frames, kite_lab.plots, kite_lab.notebook; "
             "print(sorted(m for m in ('IPython', 'ipywidgets', 'pandas', 'plotly') "
             "if m in sys.modules))")

@@ -31,6 +31,7 @@ from kite_lab.core.errors import ToolArgumentsError, ToolError
 from kite_lab.core.types import ToolSpec
 
 __all__ = [
+    "SchemaTool",
     "Tool",
     "ToolArgumentsError",
     "ToolRegistry",
@@ -104,6 +105,59 @@ class Tool:
     def __repr__(self) -> str:
         params = ", ".join(p for p, _ in self._params)
         return f"Tool({self.name}({params}))"
+
+
+class _AnyArguments(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+@dataclasses.dataclass(eq=False)
+class SchemaTool(Tool):
+    """A tool described by a JSON schema it did not derive from type hints (an MCP
+    server's tool): arguments are checked against that schema with ``jsonschema``, and
+    ``func`` receives them as keyword arguments."""
+
+    _validator: Any = None
+
+    def validate(self, arguments: Mapping[str, Any]) -> dict[str, Any]:
+        if not isinstance(arguments, Mapping):
+            raise ToolArgumentsError(
+                self.name, [f"expected a JSON object, got {type(arguments).__name__}"]
+            )
+        problems = [
+            f"{'.'.join(str(p) for p in err.absolute_path) or 'arguments'}: {err.message}"
+            for err in self._validator.iter_errors(dict(arguments))
+        ]
+        if problems:
+            raise ToolArgumentsError(self.name, problems)
+        return dict(arguments)
+
+    def __repr__(self) -> str:
+        return f"Tool({self.name}({', '.join(self.spec.parameters.get('properties', {}))}))"
+
+
+def schema_tool(
+    name: str,
+    description: str,
+    parameters: Mapping[str, Any],
+    func: Callable[..., Any],
+    *,
+    timeout: float | None = None,
+) -> SchemaTool:
+    """A ``SchemaTool`` calling the async ``func(**arguments)``; ``parameters`` is its
+    JSON schema as given (an object schema; a missing one means no arguments)."""
+    from jsonschema import Draft202012Validator
+
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ToolError(f"invalid tool name {name!r}: use 1-64 letters, digits, '_' or '-'")
+    schema = dict(parameters or {}) or {"type": "object", "properties": {}}
+    schema.setdefault("type", "object")
+    spec = ToolSpec(name=name, description=(description or "").strip(), parameters=schema)
+    return SchemaTool(
+        name=name, func=func, description=spec.description, spec=spec,
+        args_model=_AnyArguments, is_async=True, run_in_thread=False, timeout=timeout,
+        _validator=Draft202012Validator(schema),
+    )
 
 
 def build_tool(
@@ -213,6 +267,21 @@ class ToolRegistry(Mapping[str, Tool]):
         """Build a tool from ``func`` and register it under ``name``."""
         self._check_free(name)
         tool = build_tool(name, func, description, run_in_thread=run_in_thread, timeout=timeout)
+        self._tools[name] = tool
+        return tool
+
+    def create_from_schema(
+        self,
+        name: str,
+        description: str,
+        parameters: Mapping[str, Any],
+        func: Callable[..., Any],
+        *,
+        timeout: float | None = None,
+    ) -> Tool:
+        """Register a tool described by a JSON schema (``schema_tool``), e.g. an MCP tool."""
+        self._check_free(name)
+        tool = schema_tool(name, description, parameters, func, timeout=timeout)
         self._tools[name] = tool
         return tool
 

@@ -107,13 +107,13 @@ def redis_client(url: str) -> redis.asyncio.Redis:
 
     Replies are decoded to ``str``.
     """
-    return _resource(url, True)  # type: ignore[no-any-return]
+    return _resource(url, True)
 
 
 def connection_pool(url: str) -> redis.asyncio.BlockingConnectionPool:
     """This loop's pool for ``url`` with raw (bytes) replies, for libraries that build their
     own client on a pool (``limits``); closed with its loop like the clients."""
-    return _resource(url, False)  # type: ignore[no-any-return]
+    return _resource(url, False)
 
 
 async def aclose_redis_clients() -> None:

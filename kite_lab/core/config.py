@@ -63,6 +63,9 @@ class KiteSettings(BaseSettings):
     llm_max_retries: int = Field(
         0, ge=0, description="SDK retries per call; 0 so one logical call is one breaker event"
     )
+    openai_http_backend: Literal["httpx", "aiohttp"] = Field(
+        "httpx", description="openai SDK transport: httpx | aiohttp (pip install kite-lab[aiohttp])"
+    )
 
     # -- embeddings -------------------------------------------------------------------
     embedding_provider: Literal["fastembed", "openai"] = Field(
@@ -140,7 +143,40 @@ class KiteSettings(BaseSettings):
         30.0, gt=0, description="in-flight requests get this long on SIGTERM"
     )
     kite_log_level: str = Field("INFO", description="DEBUG | INFO | WARNING | ERROR")
-    kite_log_prompts: bool = Field(False, description="log full prompts (off: never)")
+    kite_log_prompts: bool = Field(
+        False, description="log full prompts and answers, redacted (off: never; the call log "
+        "keeps sha256 hashes)"
+    )
+
+    # -- call log, cassettes, traces (docs/observability.md) ------------------------------
+    kite_call_log: Literal["sqlite", "postgres", "none"] = Field(
+        "sqlite",
+        description="sqlite (KITE_HOME/logs.db) | postgres (POSTGRES_URL) | none: the call log; "
+        "prompts are stored as hashes unless KITE_LOG_PROMPTS=true",
+    )
+    kite_cassette: str | None = Field(
+        None, description="JSONL cassette every LLM call records to / replays from"
+    )
+    kite_cassette_mode: Literal["record", "replay", "once", "off"] = Field(
+        "once", description="record | replay | once (replay if recorded, else record) | off"
+    )
+    otel_exporter_otlp_endpoint: str | None = Field(
+        None, description="OTLP/HTTP endpoint for spans (pip install 'kite-lab[otel]'); unset: none"
+    )
+
+    # -- OpenAI-compatible gateway and fallbacks (docs/gateway.md) -------------------------
+    kite_fallbacks: str | None = Field(
+        None,
+        description="model=fallback,fallback;... tried in order when a model's breaker is "
+        "open or its call fails retryably (* = any model)",
+    )
+    kite_key_budgets: str | None = Field(
+        None,
+        description="USD per service key and period: KEY_ID=5/day,*=50/month (429 when spent)",
+    )
+    kite_model_aliases: str | None = Field(
+        None, description="gateway model names: fast=groq/llama-3.1-8b-instant,..."
+    )
 
     def resolved_backend(self, kind: Literal["breaker", "idempotency", "cache"]) -> str:
         """The store a component uses: explicit setting, else redis iff REDIS_URL is set."""

@@ -13,7 +13,9 @@ errors carry the provider's own message with any API key scrubbed.
     │   └── LocalModelUnavailable        llama-cpp-python or the GGUF file is missing/unusable
     ├── ProviderError                    a provider call failed (status, provider, message)
     │   ├── BadRequestError              400/404/413/422: the request itself is wrong
-    │   │   └── InvalidParameter         rejected before the call: unknown/invalid parameter
+    │   │   ├── InvalidParameter         rejected before the call: unknown/invalid parameter
+    │   │   └── CapabilityError          rejected before the call: the model cannot take this
+    │   │                                input (an image to a text-only model)
     │   ├── AuthenticationError          401/403
     │   ├── RateLimitError               429 rate limit (retry_after when known)
     │   ├── QuotaExceeded                429 insufficient_quota / 402: billing, not load
@@ -25,27 +27,36 @@ errors carry the provider's own message with any API key scrubbed.
     │   ├── CircuitBreakerError          breaker open; retry_after seconds
     │   ├── KillSwitchError              the kill switch is active
     │   ├── RateLimitExceeded            a kite_lab rate limit was hit; retry_after
+    │   ├── BudgetExceeded               ai.map(strict=True) stopped at budget_usd; .partial
     │   └── IdempotencyError
     │       ├── IdempotencyConflict      same operation id, different arguments
     │       ├── IdempotencyInProgress    the first call is still running
     │       └── IdempotencySerializationError  result cannot be stored
     ├── StoreError                       a memory/session/vector store failed
     │   ├── StoreUnavailable             a shared backend (Redis/Postgres) is unreachable
-    │   └── IndexCorrupted               the vector index file cannot be read
+    │   ├── IndexCorrupted               the vector index file cannot be read
+    │   └── CallLogError                 the call log (logs.db / Postgres) cannot be used
+    │                                    (names the file or database and the fix)
     ├── AgentError
     │   ├── ToolError                    a tool definition or call is invalid
-    │   │   └── ToolArgumentsError       a model's tool arguments break the tool's schema
+    │   │   ├── ToolArgumentsError       a model's tool arguments break the tool's schema
+    │   │   └── MCPServerError           an MCP server did not start / answer (stderr tail)
     │   └── AgentLimitReached            max_iterations / cost / time / same-action
     ├── InvalidInput                     a bad argument value (empty text, top_k < 1,
     │                                    unknown role); also a ValueError
     ├── OutputParseError                 an answer is not the JSON/records -f json|df asked for
-    └── ExportError                      a notebook cannot be exported as a script (file, cell)
+    │   └── OutputValidationError        a schema= answer still fails its schema after the
+    │                                    repair round (.text, .errors)
+    ├── ExportError                      a notebook cannot be exported as a script (file, cell)
+    └── CassetteError                    a cassette file cannot be read or written (file, line)
+        └── CassetteMiss                 replay mode: a request the cassette does not hold
+                                         (request hash, model, prompt head)
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
@@ -55,6 +66,11 @@ __all__ = [
     "AgentLimitReached",
     "AuthenticationError",
     "BadRequestError",
+    "BudgetExceeded",
+    "CallLogError",
+    "CapabilityError",
+    "CassetteError",
+    "CassetteMiss",
     "CircuitBreakerError",
     "ConfigError",
     "EnvFileError",
@@ -69,10 +85,12 @@ __all__ = [
     "KiteError",
     "KillSwitchError",
     "LocalModelUnavailable",
+    "MCPServerError",
     "MalformedResponse",
     "MissingAPIKey",
     "NoProviderConfigured",
     "OutputParseError",
+    "OutputValidationError",
     "ProviderConnectionError",
     "ProviderError",
     "ProviderTimeout",
@@ -217,6 +235,19 @@ class InvalidParameter(BadRequestError):
     """Raised before any network call when a parameter is not accepted."""
 
 
+class CapabilityError(BadRequestError):
+    """Raised before any network call: the provider/model cannot take this input.
+
+    ``capability`` names what is missing (``"images"``); ``model`` is the model asked for.
+    """
+
+    def __init__(
+        self, message: str, *, provider: str, model: str, capability: str
+    ) -> None:
+        self.model, self.capability = model, capability
+        super().__init__(message, provider=provider)
+
+
 class AuthenticationError(ProviderError):
     counts_as_failure = False
 
@@ -277,6 +308,23 @@ class RateLimitExceeded(SafetyError):
         super().__init__(f"rate limit {limit} exceeded; retry after {retry_after or 0:.1f} s")
 
 
+class BudgetExceeded(SafetyError):
+    """``ai.map(..., budget_usd=X, strict=True)`` stopped starting rows at the budget.
+
+    ``partial`` is the frame as far as it got (rows not run have ``_error ==
+    "budget exceeded"``); ``spent_usd`` what this run spent.
+    """
+
+    def __init__(self, budget_usd: float, spent_usd: float, skipped: int, partial: Any = None):
+        self.budget_usd, self.spent_usd, self.skipped = budget_usd, spent_usd, skipped
+        self.partial = partial
+        super().__init__(
+            f"budget_usd={budget_usd:g} reached: spent ${spent_usd:.6f}, {skipped} row(s) not "
+            "run (.partial has the frame; raise budget_usd or rerun with the same checkpoint= "
+            "to finish them)"
+        )
+
+
 class IdempotencyError(SafetyError):
     pass
 
@@ -308,6 +356,11 @@ class IndexCorrupted(StoreError):
     pass
 
 
+class CallLogError(StoreError):
+    """The call log cannot be opened, migrated or read; the message names the file or
+    database and the fix. Never raised into an LLM call: the call path only warns."""
+
+
 # -- agents ------------------------------------------------------------------------
 
 
@@ -325,6 +378,16 @@ class ToolArgumentsError(ToolError):
     def __init__(self, tool: str, problems: list[str]) -> None:
         self.tool, self.problems = tool, problems
         super().__init__(f"invalid arguments for tool {tool!r}: " + "; ".join(problems))
+
+
+class MCPServerError(ToolError):
+    """An MCP server could not be started or reached; ``stderr`` is the tail of its output
+    (stdio servers), ``server`` the command or URL."""
+
+    def __init__(self, message: str, *, server: str, stderr: str = "") -> None:
+        self.server, self.stderr = server, stderr
+        tail = f"\n--- server stderr (last lines) ---\n{stderr}" if stderr.strip() else ""
+        super().__init__(f"MCP server {server}: {message}{tail}")
 
 
 class AgentLimitReached(AgentError):
@@ -348,6 +411,23 @@ class OutputParseError(KiteError, ValueError):
     """The model's answer is not in the shape asked for (``-f json``, ``-f df``)."""
 
 
+class OutputValidationError(OutputParseError):
+    """A ``schema=`` answer failed validation, and so did the answer to the repair round.
+
+    ``text`` is the last answer, ``errors`` the validation problems (``"age: Input should
+    be a valid integer"``), ``schema`` the name of the schema asked for.
+    """
+
+    def __init__(self, schema: str, text: str, errors: list[str]) -> None:
+        self.schema, self.text, self.errors = schema, text, list(errors)
+        shown = "; ".join(self.errors[:5]) + ("; ..." if len(self.errors) > 5 else "")
+        super().__init__(
+            f"the answer does not match schema {schema!r} after one repair round: {shown}. "
+            "Simplify the schema, give the model more max_tokens, or use a stronger model "
+            "(the raw answer is in .text)"
+        )
+
+
 # -- export ------------------------------------------------------------------------
 
 
@@ -361,3 +441,35 @@ class ExportError(KiteError, ValueError):
         self.path, self.cell = path, cell
         where = ", ".join(p for p in (path, f"cell {cell}" if cell is not None else None) if p)
         super().__init__(f"{where}: {message}" if where else message)
+
+
+# -- cassettes ---------------------------------------------------------------------
+
+
+class CassetteError(KiteError):
+    """A cassette file cannot be read or written (``path``, and ``line`` when known)."""
+
+    def __init__(self, message: str, *, path: str | None = None, line: int | None = None):
+        self.path, self.line = path, line
+        where = ", ".join(p for p in (path, f"line {line}" if line is not None else None) if p)
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+class CassetteMiss(CassetteError):
+    """Replay mode met a request the cassette does not hold: never a wrong answer.
+
+    ``request_hash`` is the request's canonical key (the cache-key rules), ``model`` and
+    ``prompt_head`` (the start of the last user message) say which call it was.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | None = None,
+        request_hash: str = "",
+        model: str | None = None,
+        prompt_head: str = "",
+    ) -> None:
+        self.request_hash, self.model, self.prompt_head = request_hash, model, prompt_head
+        super().__init__(message, path=path)

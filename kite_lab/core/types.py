@@ -14,6 +14,7 @@ from typing import Any, Literal
 __all__ = [
     "ROLES",
     "Completion",
+    "ImagePart",
     "Message",
     "Role",
     "RunResult",
@@ -64,6 +65,62 @@ class ToolSpec:
         return {"name": self.name, "description": self.description, "parameters": self.parameters}
 
 
+@dataclass(frozen=True, slots=True)
+class ImagePart:
+    """An image sent with a message: its bytes (or an http(s) URL) and where it came from.
+
+    ``to_dict`` is a *reference* (source, media type, size, sha256), never the bytes: the
+    cache key, traces and session history use it, so no base64 blob is stored or logged.
+    Build one with ``kite_lab.structured.images.load_image`` (paths, bytes, PIL, URLs).
+    """
+
+    media_type: str
+    data: bytes | None = None
+    url: str | None = None
+    #: what the user passed, for messages and history: a path, a URL, "bytes", "PIL image"
+    source: str = ""
+
+    @property
+    def sha256(self) -> str | None:
+        if self.data is None:
+            return None
+        import hashlib
+
+        return hashlib.sha256(self.data).hexdigest()
+
+    def base64(self) -> str:
+        """The bytes as base64 text (Anthropic's ``source.data``)."""
+        import base64
+
+        if self.data is None:
+            raise ValueError(f"image {self.source!r} has no bytes (it is a URL or a reference)")
+        return base64.b64encode(self.data).decode("ascii")
+
+    def data_url(self) -> str:
+        """``data:<type>;base64,...`` (or the http(s) URL): OpenAI's ``image_url.url``."""
+        if self.url is not None:
+            return self.url
+        return f"data:{self.media_type};base64,{self.base64()}"
+
+    def to_dict(self) -> dict[str, Any]:
+        ref: dict[str, Any] = {"source": self.source, "media_type": self.media_type}
+        if self.url is not None:
+            ref["url"] = self.url
+        if self.data is not None:
+            ref["bytes"] = len(self.data)
+            ref["sha256"] = self.sha256
+        return ref
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ImagePart:
+        """A reference back (a URL image can be sent again; a bytes image cannot)."""
+        return cls(
+            media_type=str(data.get("media_type") or "image/png"),
+            url=data.get("url"),
+            source=str(data.get("source") or data.get("url") or ""),
+        )
+
+
 @dataclass(slots=True)
 class Message:
     role: Role
@@ -73,12 +130,20 @@ class Message:
     tool_call_id: str | None = None
     #: for role "assistant": calls the model made in this turn
     tool_calls: list[ToolCall] = field(default_factory=list)
+    #: images sent with this (user) message
+    images: list[ImagePart] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.role not in ROLES:
             raise ValueError(f"unknown role {self.role!r}; expected one of {', '.join(ROLES)}")
         if not isinstance(self.content, str):
             raise TypeError(f"message content must be str, not {type(self.content).__name__}")
+        for image in self.images:
+            if not isinstance(image, ImagePart):
+                raise TypeError(
+                    f"message images must be ImagePart objects, not {type(image).__name__}; "
+                    "pass images=[...] to ai.generate, which loads paths, bytes and URLs"
+                )
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"role": self.role, "content": self.content}
@@ -88,6 +153,8 @@ class Message:
             data["tool_call_id"] = self.tool_call_id
         if self.tool_calls:
             data["tool_calls"] = [call.to_dict() for call in self.tool_calls]
+        if self.images:  # references, never the bytes
+            data["images"] = [image.to_dict() for image in self.images]
         return data
 
     @classmethod
@@ -98,12 +165,17 @@ class Message:
         if not isinstance(item, Mapping):
             raise TypeError(f"messages must be dicts or Message objects, not {type(item).__name__}")
         calls = [ToolCall.from_dict(c) for c in item.get("tool_calls") or ()]
+        images = [
+            i if isinstance(i, ImagePart) else ImagePart.from_dict(i)
+            for i in item.get("images") or ()
+        ]
         return cls(
             role=item.get("role", "user"),
             content=item.get("content") or "",
             name=item.get("name"),
             tool_call_id=item.get("tool_call_id"),
             tool_calls=calls,
+            images=images,
         )
 
 
@@ -144,6 +216,9 @@ class Completion:
     tool_calls: list[ToolCall] = field(default_factory=list)
     finish_reason: str | None = None
     cached: bool = False
+    #: the validated answer of a ``schema=`` call (a model instance, or a dict for a JSON
+    #: schema); None otherwise. Not serialized: it is rebuilt from ``text`` on a cache hit.
+    parsed: Any = None
 
     def __str__(self) -> str:
         return self.text

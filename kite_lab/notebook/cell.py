@@ -29,9 +29,10 @@ from IPython.display import display
 
 from kite_lab import script
 from kite_lab.core.errors import AgentError, InvalidInput, KiteError, OutputParseError
+from kite_lab.core.interpolate import interpolate, visible
 from kite_lab.core.runner import iterate_sync, run_sync
 from kite_lab.core.types import Completion, Message, RunResult
-from kite_lab.notebook.interpolate import interpolate, visible
+from kite_lab.notebook.eval_line import is_eval_line, parse_eval_line
 from kite_lab.notebook.magic_args import CellPlan, plan_cell
 from kite_lab.notebook.settings import MagicsHost
 from kite_lab.render import CellOutput, StreamView, footer_text, provenance
@@ -54,19 +55,26 @@ class CellRunner:
 
     # -- entry point -----------------------------------------------------------------
     def run(self, line: str, body: str, namespace: Mapping[str, Any]) -> Any:
+        if is_eval_line(line):
+            return self._run_eval(line, body, namespace)
         plan = plan_cell(line, body, self.host.magic_settings)
-        prompt, system = self._render(plan, namespace)
-        if plan.kind == "agent":
-            value, failure = self._run_agent(plan, prompt, namespace)
-        elif plan.kind == "tools":
-            value, failure = self._run_with_tools(plan, prompt, system, namespace)
-        else:
-            value, failure = self._run_model(plan, prompt, system), None
+        value, failure = self._dispatch(plan, namespace)
         if plan.out is not None:
             self.host.shell.user_ns[plan.out] = value
         if failure is not None:
             raise failure
         return None
+
+    def _dispatch(self, plan: CellPlan, namespace: Mapping[str, Any]
+                  ) -> tuple[Any, BaseException | None]:
+        if plan.over is not None:  # the body is a template over rows: no {name} from here
+            return self._run_map(plan, namespace), None
+        prompt, system = self._render(plan, namespace)
+        if plan.kind == "agent":
+            return self._run_agent(plan, prompt, namespace)
+        if plan.kind == "tools":
+            return self._run_with_tools(plan, prompt, system, namespace)
+        return self._run_model(plan, prompt, system), None
 
     def _render(self, plan: CellPlan, ns: Mapping[str, Any]) -> tuple[str, str | None]:
         """The prompt and system text with ``{name}`` filled in from the notebook."""
@@ -87,6 +95,48 @@ class CellRunner:
             print(f"kite: {{{source}}} left as written ({reason})", file=sys.stderr)
         return result.text
 
+    # -- --over DF: ai.map ---------------------------------------------------------------
+    def _run_map(self, plan: CellPlan, ns: Mapping[str, Any]) -> Any:
+        """``ai.map(DF, body, ...)``: the exporter writes the same call (kite_cells)."""
+        assert plan.over is not None
+        if plan.over.data not in ns:
+            raise UsageError(f"%%kite: --over {plan.over.data}: no such variable in the notebook")
+        system = plan.system
+        if system is not None and plan.interpolate:
+            system = self._interpolate(system, visible(ns, getattr(self.host.shell,
+                                                                    "user_ns_hidden", None)))
+        kwargs: dict[str, Any] = {"model": plan.target, "system": system, **plan.params}
+        kwargs.update(_structured_kwargs(plan, ns))
+        options = {"budget_usd": plan.over.budget, "concurrency": plan.over.concurrency,
+                   "checkpoint": plan.over.checkpoint, "cache": plan.cache}
+        kwargs.update({k: v for k, v in options.items() if v is not None})
+        try:
+            value = self.ai.map(ns[plan.over.data], plan.prompt, dry_run=plan.dry_run, **kwargs)
+        except (InvalidInput, TypeError) as exc:  # bad rows/columns: a short cell error
+            raise UsageError(f"%%kite --over {plan.over.data}: {exc}") from None
+        display(value if not plan.dry_run else _dry_run_view(value.to_dict()))
+        return value
+
+    # -- eval DATASET: ai.evaluate ---------------------------------------------------------
+    def _run_eval(self, line: str, body: str, ns: Mapping[str, Any]) -> None:
+        """``ai.evaluate`` over DATASET; the exporter writes the same ``evaluate_cell`` call."""
+        plan = parse_eval_line(line, self.host.magic_settings.aliases)
+        if not body.strip():
+            raise UsageError("%%kite eval: the cell body is the prompt template; write it "
+                             "below the line, e.g. 'Capital of {country}? One word.'")
+        if plan.dataset.isidentifier() and plan.dataset not in ns:
+            raise UsageError(f"%%kite eval: no variable {plan.dataset!r} in the notebook (a "
+                             "DataFrame or list of dicts), and it is not a .csv/.jsonl path")
+        dataset = ns[plan.dataset] if plan.dataset.isidentifier() else plan.dataset
+        try:
+            result = script.evaluate_cell(self.ai, dataset, body.strip("\n"), plan.targets,
+                                          plan.scorers, ns, **plan.options())
+        except (InvalidInput, TypeError) as exc:  # bad columns, scorers, targets: short error
+            raise UsageError(f"%%kite eval: {exc}") from None
+        if plan.out is not None:
+            self.host.shell.user_ns[plan.out] = result
+        display(result)
+
     # -- plain model calls -------------------------------------------------------------
     def _run_model(self, plan: CellPlan, prompt: str, system: str | None) -> Any:
         if plan.session:
@@ -96,6 +146,7 @@ class CellRunner:
             messages = [Message("user", prompt)]
         kwargs: dict[str, Any] = {"messages": messages, "model": plan.target,
                                   "system": system, **plan.params}
+        kwargs.update(_structured_kwargs(plan, self.host.shell.user_ns))
         if plan.dry_run:
             return self._dry_run_model(plan, prompt, system, kwargs)
         handle = None
@@ -109,9 +160,10 @@ class CellRunner:
             cached=completion.cached,
         )
         value = self._show(completion.text, plan.format, meta, handle, footer_text(completion),
-                           lambda: script.answer_value(plan.format, completion))
+                           lambda: _answer(plan, completion))
         if plan.session:
-            script.remember_turn(self.ai, plan.session, prompt, completion.text)
+            script.remember_turn(self.ai, plan.session, prompt, completion.text,
+                                 kwargs.get("images", ()))
         if plan.format == "code" and self.host.magic_settings.code_next_cell:
             self.host.shell.set_next_input(str(value), replace=False)
         return value
@@ -251,6 +303,35 @@ class CellRunner:
         finally:
             for sub in subs:
                 sub.unsubscribe()
+
+
+def _structured_kwargs(plan: CellPlan, ns: Mapping[str, Any]) -> dict[str, Any]:
+    """``schema=`` / ``images=`` for ``--schema NAME`` / ``--image VAR_OR_PATH``: names
+    from the notebook; an image that is not a variable is a file path."""
+    kwargs: dict[str, Any] = {}
+    if plan.schema:
+        listed = plan.schema.startswith("list[")
+        name = plan.schema[5:-1] if listed else plan.schema
+        head, *attrs = name.split(".")
+        if head not in ns:
+            raise UsageError(f"%%kite: --schema {plan.schema}: no variable {head!r} in the "
+                             "notebook; define the model (class Person(BaseModel): ...) first")
+        value = ns[head]
+        for attr in attrs:
+            value = getattr(value, attr)
+        kwargs["schema"] = list[value] if listed else value  # type: ignore[valid-type]
+    if plan.images:
+        kwargs["images"] = [ns[i] if i.isidentifier() and i in ns else i for i in plan.images]
+    return kwargs
+
+
+def _answer(plan: CellPlan, completion: Completion) -> Any:
+    """What -o stores: the validated instance (a DataFrame with -f df) for --schema."""
+    if plan.schema:
+        from kite_lab.structured.values import parsed_value
+
+        return parsed_value(plan.format, completion)
+    return script.answer_value(plan.format, completion)
 
 
 def _forward(events: queue.Queue[Any], agent_name: str) -> Callable[[Any], None]:

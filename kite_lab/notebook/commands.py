@@ -40,7 +40,7 @@ def run_line_command(magics: MagicsHost, line: str, ns: Mapping[str, Any]) -> An
 
 
 def _complete(magics: MagicsHost, cmd: KiteCommand, ns: Mapping[str, Any]) -> Any:
-    from kite_lab.notebook.interpolate import interpolate, visible
+    from kite_lab.core.interpolate import interpolate, visible
     from kite_lab.script import answer_text
 
     settings = magics.magic_settings
@@ -72,7 +72,7 @@ def _list(magics: MagicsHost, cmd: KiteCommand, ns: Mapping[str, Any]) -> dict[s
     agents = _agents(ai, ns)
     info = {"default": default, "providers": providers, "aliases": dict(aliases),
             "agents": {name: repr(agent) for name, agent in agents.items()},
-            "tools": sorted(ai.tools) if ai._tools is not None else []}
+            "tools": sorted(ai.tools)}
     lines = [f"**default target:** `{default}`", "", "| provider | default model |", "|---|---|"]
     lines += [f"| {p} | `{m}` |" for p, m in providers.items()]
     lines += ["", "**aliases:** " + (", ".join(f"`{a}` → `{t}`" for a, t in aliases.items())
@@ -239,6 +239,27 @@ def _calls(magics: MagicsHost, cmd: KiteCommand, ns: Mapping[str, Any]) -> Any:
     return calls_df(magics.ai)
 
 
+def _cassette(magics: MagicsHost, cmd: KiteCommand, ns: Mapping[str, Any]) -> Any:
+    """Start a cassette for this kernel's Kite (``off``: stop the latest one)."""
+    ai = magics.ai
+    if list(cmd.args) == ["off"]:
+        try:
+            cassette = ai.stop_cassette()
+        except KiteError:
+            raise UsageError("%kite cassette off: no cassette is running") from None
+        print(f"stopped {cassette!r}")
+        return cassette
+    parser = _Parser(prog="%kite cassette")
+    parser.add_argument("path")
+    parser.add_argument("--mode", default="once", choices=("record", "replay", "once", "off"))
+    parser.add_argument("--speed", type=float, default=float("inf"))
+    args = parser.parse_args(list(cmd.args))
+    cassette = ai.cassette(args.path, mode=args.mode, speed=args.speed).start()
+    print(f"cassette {args.path} ({args.mode}): {cassette.size} recorded interaction(s); "
+          "`%kite cassette off` stops it")
+    return cassette
+
+
 def _metrics(magics: MagicsHost, cmd: KiteCommand, ns: Mapping[str, Any]) -> Any:
     from kite_lab.frames import metrics_df
 
@@ -313,6 +334,7 @@ _HANDLERS: dict[str, Callable[..., Any]] = {
     "history": _history,
     "reset": _reset,
     "calls": _calls,
+    "cassette": _cassette,
     "metrics": _metrics,
     "cost": _cost,
     "export": _export,

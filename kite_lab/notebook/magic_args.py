@@ -36,6 +36,7 @@ __all__ = [
     "CellPlan",
     "KiteCellOptions",
     "KiteCommand",
+    "OverOptions",
     "cell_help",
     "check_target",
     "kite_arguments",
@@ -47,7 +48,7 @@ __all__ = [
 
 #: options that configure a model call, so they make no sense with ``agent:NAME``
 MODEL_ONLY_OPTIONS: tuple[str, ...] = (
-    "temperature", "max_tokens", "params", "tools", "system", "no_cache",
+    "temperature", "max_tokens", "params", "tools", "system", "no_cache", "schema", "images",
 )
 
 
@@ -65,7 +66,9 @@ def model_only_given(opts: Any) -> list[str]:
 
 
 #: ``-m`` keys a cell decides itself (the prompt and history, the cache flag, the tools)
-RESERVED_PARAMS: tuple[str, ...] = ("messages", "prompt", "cache", "tools", "tool_choice")
+RESERVED_PARAMS: tuple[str, ...] = (
+    "messages", "prompt", "cache", "tools", "tool_choice", "schema", "images",
+)
 
 #: ``%kite`` line commands and their one-line help (the order is the help's order)
 LINE_COMMANDS: dict[str, str] = {
@@ -76,7 +79,8 @@ LINE_COMMANDS: dict[str, str] = {
     "breaker": "breaker [reset|trip] [--provider P] [REASON]   show, close or open a breaker",
     "history": "history [SESSION]      a session's messages (no SESSION: the sessions)",
     "reset": "reset [SESSION]        forget a session (no SESSION: those this kernel's cells used)",
-    "calls": "calls                  this kernel's LLM calls as a DataFrame",
+    "calls": "calls                  the LLM calls of the call log as a DataFrame",
+    "cassette": "cassette PATH [--mode M] [--speed S] | off   record / replay this kernel's calls",
     "metrics": "metrics                calls, errors, tokens, cost and latency per model",
     "cost": "cost                   total cost and tokens per model",
     "export": "export PATH [--force] [--main] [--service] [--check]   this notebook as a script",
@@ -115,6 +119,19 @@ def kite_arguments(func: F) -> F:
         argument("--tools", metavar="NAMES", default=None,
                  help="a,b: tools the model may call (ai tools or notebook functions)"),
         argument("--no-cache", action="store_true", help="do not use the response cache"),
+        argument("--schema", metavar="NAME", default=None,
+                 help="a pydantic model / TypedDict / JSON-schema dict in the notebook (or "
+                      "list[NAME]): -o stores the validated instance, -f df one column per field"),
+        argument("--image", dest="images", action="append", metavar="VAR_OR_PATH", default=None,
+                 help="an image sent with the prompt: a variable (path, bytes, PIL image, URL) "
+                      "or a file path; repeatable"),
+        argument("--over", metavar="DF", default=None,
+                 help="run the body as a template over every row of DF (ai.map; -f df)"),
+        argument("--budget", type=float, default=None, metavar="USD",
+                 help="--over: start no row past this spend (needs --max-tokens)"),
+        argument("--concurrency", type=int, default=None, help="--over: rows at a time"),
+        argument("--checkpoint", metavar="PATH", default=None,
+                 help="--over: SQLite path or postgresql:// URL; a rerun asks only the rest"),
         argument("--no-interpolate", action="store_true",
                  help="send {braces} literally (no {name} substitution)"),
         argument("--dry-run", action="store_true",
@@ -139,6 +156,16 @@ _PARSER.allow_abbrev = False  # --temp is not --temperature: the exporter reads 
 
 
 @dataclass(frozen=True)
+class OverOptions:
+    """``--over DF``: the cell is ``ai.map(DF, body, ...)`` (the body a template over rows)."""
+
+    data: str
+    budget: float | None = None
+    concurrency: int | None = None
+    checkpoint: str | None = None
+
+
+@dataclass(frozen=True)
 class KiteCellOptions:
     """What one ``%%kite`` line asks for, validated."""
 
@@ -155,6 +182,12 @@ class KiteCellOptions:
     no_cache: bool = False
     interpolate: bool = True
     dry_run: bool = False
+    #: ``--schema NAME`` / ``list[NAME]``: a name in the user namespace
+    schema: str | None = None
+    #: ``--image VAR_OR_PATH`` (repeatable)
+    images: tuple[str, ...] = ()
+    #: ``--over DF`` and its map options
+    over: OverOptions | None = None
 
     @property
     def agent_name(self) -> str | None:
@@ -226,7 +259,27 @@ def parse_kite_line(line: str) -> KiteCellOptions:
         no_cache=bool(args.no_cache),
         interpolate=not args.no_interpolate,
         dry_run=bool(args.dry_run),
+        schema=_parse_schema(args.schema),
+        images=tuple(args.images or ()),
+        over=_parse_over(args),
     )
+
+
+def _parse_over(args: Any) -> OverOptions | None:
+    """``--over`` and the options only it takes (``--budget``, ``--concurrency``, ...)."""
+    given = [f"--{n}" for n in ("budget", "concurrency", "checkpoint") if getattr(args, n)
+             is not None]
+    if args.over is None:
+        if given:
+            raise UsageError(f"%%kite: {', '.join(given)} need --over DF (a map over rows)")
+        return None
+    if not _IDENT.match(args.over):
+        raise UsageError(f"%%kite: --over takes a variable name, not {args.over!r}")
+    if args.concurrency is not None and args.concurrency < 1:
+        raise UsageError("%%kite: --concurrency must be >= 1")
+    if args.budget is not None and not args.budget > 0:
+        raise UsageError("%%kite: --budget must be > 0 (USD)")
+    return OverOptions(args.over, args.budget, args.concurrency, args.checkpoint)
 
 
 def check_target(target: str) -> None:
@@ -253,6 +306,19 @@ def _parse_params(raw: str | None) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise UsageError(f"%%kite: -m needs a JSON object, not {type(value).__name__}")
     return value
+
+
+_SCHEMA_NAME = re.compile(r"(list\[)?[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*(?(1)\])\Z")
+
+
+def _parse_schema(raw: str | None) -> str | None:
+    if raw is None:
+        return None
+    name = raw.replace(" ", "")
+    if not _SCHEMA_NAME.match(name):
+        raise UsageError(f"%%kite: --schema takes a name (or list[NAME]) from the notebook, "
+                         f"not {raw!r}")
+    return name
 
 
 def _parse_tools(raw: str | None) -> tuple[str, ...]:
@@ -308,8 +374,10 @@ def parse_line_command(line: str) -> KiteCommand:
 
 def cell_help() -> str:
     """The help shown by ``%%kite?`` and ``%kite help``: cell options, then line commands."""
+    from kite_lab.notebook.eval_line import EVAL_HELP
+
     commands = "\n".join(f"  %kite {text}" for text in LINE_COMMANDS.values())
-    return f"{_kite_cell.__doc__}\n\nLine commands:\n{commands}\n"
+    return f"{_kite_cell.__doc__}\n\nEval cells:\n{EVAL_HELP}\n\nLine commands:\n{commands}\n"
 
 
 # -- the plan of one %%kite cell ---------------------------------------------------------
@@ -350,6 +418,9 @@ class CellPlan:
     interpolate: bool
     dry_run: bool
     max_history: int  # session messages sent (--session), or read by a tools agent
+    schema: str | None = None  # --schema: a namespace name, or list[NAME]
+    images: tuple[str, ...] = ()  # --image: namespace names or file paths
+    over: OverOptions | None = None  # --over DF: ai.map over the rows of DF
 
     @property
     def agent(self) -> str | None:
@@ -381,13 +452,31 @@ def plan_cell(line: str, body: str, settings: MagicSettings) -> CellPlan:
         if params:
             raise UsageError("%%kite: --tools runs an agent loop; model parameters are not "
                              "supported with it (create an agent with ai.create_agent)")
+        if opts.schema or opts.images:
+            raise UsageError("%%kite: --tools runs an agent loop; --schema and --image are for "
+                             "one model call (run the agent, then ai.extract(answer, Model))")
+    if opts.over is not None:
+        _check_over(opts, kind)
     for key in params:
         if key in RESERVED_PARAMS:
             raise UsageError(f"%%kite: -m cannot set {key!r}; it is decided by the cell")
     return CellPlan(
         kind=kind, target=target, requested=opts.target, asked=asked, prompt=prompt,
         system=opts.system, params=params, session=opts.session, tools=opts.tools,
-        format=opts.format or settings.default_format, out=opts.out,
+        format=opts.format or ("df" if opts.over else settings.default_format), out=opts.out,
         stream=settings.stream if opts.stream is None else opts.stream, cache=opts.cache,
         interpolate=opts.interpolate, dry_run=opts.dry_run, max_history=settings.max_history,
+        schema=opts.schema, images=opts.images, over=opts.over,
     )
+
+
+def _check_over(opts: KiteCellOptions, kind: str) -> None:
+    """What ``--over`` cannot be combined with (a map is many one-shot calls)."""
+    clash = [flag for flag, on in (("agent:NAME", kind == "agent"), ("--tools", kind == "tools"),
+                                   ("--session", opts.session), ("--image", opts.images),
+                                   ("--stream", opts.stream)) if on]
+    if clash:
+        raise UsageError(f"%%kite: --over runs ai.map; it does not take {', '.join(clash)} "
+                         "(for an agent over rows use ai.map(df, agent) in Python)")
+    if opts.format not in (None, "df"):
+        raise UsageError("%%kite: --over gives a DataFrame; leave out -f (or use -f df)")

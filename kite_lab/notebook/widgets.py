@@ -60,7 +60,8 @@ class AgentRunWidget(_MarkdownRepr, W.VBox):
     """
 
     status = T.Unicode("idle")
-    events = T.List()  # one dict per agent/tool/LLM event of the current run
+    #: one dict per agent/tool/LLM event of the current run
+    events: T.List[dict[str, Any]] = T.List()
     answer = T.Unicode("")
     totals = T.Dict()
     result = T.Any(None)
@@ -237,7 +238,7 @@ class BreakerInspector(_MarkdownRepr, W.VBox):
     """State badge, counters, editable thresholds, Reset/Trip, and a timeline plot."""
 
     state = T.Unicode("closed")
-    events = T.List()  # breaker:* events of this breaker, oldest first
+    events: T.List[dict[str, Any]] = T.List()  # breaker:* events of this breaker, oldest first
     stats = T.Dict()
 
     def __init__(self, ai: Any, provider: str | None = None, **kwargs: Any) -> None:
@@ -400,7 +401,7 @@ class MemoryExplorer(_MarkdownRepr, W.VBox):
     """A search box over vector memory returning a table of hits."""
 
     query = T.Unicode("")
-    hits = T.List()  # Hit.to_dict() of the last search
+    hits: T.List[dict[str, Any]] = T.List()  # Hit.to_dict() of the last search
 
     def __init__(self, ai: Any, top_k: int = 5, **kwargs: Any) -> None:
         self.ai = ai

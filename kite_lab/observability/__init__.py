@@ -10,7 +10,9 @@ Modules:
   unbounded value becomes a label), ``multiprocess`` (PROMETHEUS_MULTIPROC_DIR) and
   ``guide_metric`` (the guide's label-less ``metrics.llm_calls.inc()``);
 - ``logging``: JSON lines with request ids and redaction;
-- ``tracing``: every event of a bus to a JSON-lines file.
+- ``tracing``: every event of a bus to a JSON-lines file;
+- ``otel``: OpenTelemetry spans (GenAI conventions) from events, OTLP/HTTP export;
+- ``trace_view``: ``TraceView``, the span tree of a run read from the call log.
 
 The names below load their module on first access, so importing this package imports
 neither prometheus_client nor anything else heavy.
@@ -34,6 +36,8 @@ if TYPE_CHECKING:
     from kite_lab.observability.metric_labels import LabelPolicy
     from kite_lab.observability.metrics import KiteMetrics, get_metrics
     from kite_lab.observability.multiprocess import multiprocess_enabled, wipe_multiprocess_dir
+    from kite_lab.observability.otel import OtelBridge, enable_otel
+    from kite_lab.observability.trace_view import TraceView
     from kite_lab.observability.tracing import Tracer, enable_tracing
 
 __all__ = [
@@ -41,11 +45,14 @@ __all__ = [
     "JsonFormatter",
     "KiteMetrics",
     "LabelPolicy",
+    "OtelBridge",
+    "TraceView",
     "Tracer",
     "attach_event_logging",
     "breaker_state_value",
     "configure_logging",
     "current_request_id",
+    "enable_otel",
     "enable_tracing",
     "get_metrics",
     "multiprocess_enabled",
@@ -58,11 +65,14 @@ _HOME = {
     "JsonFormatter": "logging",
     "KiteMetrics": "metrics",
     "LabelPolicy": "metric_labels",
+    "OtelBridge": "otel",
+    "TraceView": "trace_view",
     "Tracer": "tracing",
     "attach_event_logging": "logging",
     "breaker_state_value": "metric_catalogue",
     "configure_logging": "logging",
     "current_request_id": "logging",
+    "enable_otel": "otel",
     "enable_tracing": "tracing",
     "get_metrics": "metrics",
     "multiprocess_enabled": "multiprocess",

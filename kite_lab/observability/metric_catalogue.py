@@ -165,6 +165,11 @@ class MetricCatalogue:
         self.idempotency = counter(
             "kite_idempotency_requests", "idempotency outcomes", outcome=OTHER
         )
+        self.map_rows = counter(
+            "kite_map_rows",
+            "ai.map rows by outcome (success, cached, resumed, error, budget)",
+            outcome=OTHER,
+        )
         self.build_info = gauge("kite_build_info", "kite_lab version", "max", version=OTHER)
 
         from kite_lab._version import __version__

@@ -46,6 +46,8 @@ class MetricEventHandlers:
             "ratelimit:rejected": self._on_rate_limited,
             "http:start": self._on_http_start,
             "http:request": self._on_http_request,
+            "map:row": self._on_map_row,
+            "map:done": self._on_map_done,
         }
 
     def attach(self, bus: EventBus, policy: LabelPolicy) -> Subscription:
@@ -141,6 +143,16 @@ class MetricEventHandlers:
         method, route = policy.method(data.get("method")), policy.route(data.get("route"))
         m.http_requests.child(method, route, policy.status(data.get("status"))).inc()
         m.http_latency.child(method, route).observe(float(data.get("duration_s") or 0))
+
+    def _on_map_row(self, policy: LabelPolicy, data: dict[str, Any], _: str) -> None:
+        self.metrics.map_rows.labels(outcome=policy.map_outcome(data.get("outcome"))).inc()
+
+    def _on_map_done(self, policy: LabelPolicy, data: dict[str, Any], _: str) -> None:
+        # rows restored from a checkpoint and rows the budget stopped get no map:row each
+        for outcome in ("resumed", "budget"):
+            count = data.get(outcome if outcome == "resumed" else "skipped")
+            if isinstance(count, int) and count > 0:
+                self.metrics.map_rows.labels(outcome=outcome).inc(count)
 
     def _on_kill_switch(self, policy: LabelPolicy, data: dict[str, Any], name: str) -> None:
         if "active" in data:

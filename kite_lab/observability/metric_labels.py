@@ -19,6 +19,7 @@ OTHER = "other"
 
 _CACHE_BACKENDS = frozenset({"memory", "redis"})
 _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
+_MAP_OUTCOMES = frozenset({"success", "cached", "resumed", "error", "budget"})
 _IDEMPOTENCY_OUTCOMES = frozenset(
     {"started", "completed", "replayed", "conflict", "in_progress", "released", "expired", "error"}
 )
@@ -77,6 +78,10 @@ class LabelPolicy:
     @staticmethod
     def cache_backend(value: Any) -> str:
         return value if value in _CACHE_BACKENDS else OTHER
+
+    @staticmethod
+    def map_outcome(value: Any) -> str:
+        return value if value in _MAP_OUTCOMES else OTHER
 
     @staticmethod
     def idempotency_outcome(value: Any) -> str:

@@ -3,6 +3,11 @@
 Differences from OpenAI handled here: the system prompt is a separate field, tool
 results are ``tool_result`` blocks inside a user turn, ``max_tokens`` is required
 (default 1024), and ``stop`` is called ``stop_sequences``.
+
+Structured output (``schema=``): Anthropic has no response format, so the schema becomes
+one tool whose ``input_schema`` it is, and ``tool_choice`` forces that tool; its input is
+the answer, returned (and streamed) as the completion's JSON text. Images are ``image``
+blocks with a base64 source (or a url source for http URLs), placed before the text.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from pydantic import Field
 
 from kite_lab.core.errors import MissingAPIKey
 from kite_lab.core.runner import PerLoop
-from kite_lab.core.types import Completion, StreamChunk, ToolCall, Usage
+from kite_lab.core.types import Completion, ImagePart, StreamChunk, ToolCall, Usage
 from kite_lab.providers.base import (
     BaseOptions,
     Capabilities,
@@ -36,6 +41,13 @@ class AnthropicOptions(BaseOptions):
     temperature: float | None = Field(None, ge=0, le=1)
     top_k: int | None = Field(None, gt=0)
     metadata: dict[str, Any] | None = None
+
+
+def _image_block(image: ImagePart) -> dict[str, Any]:
+    if image.url is not None:
+        return {"type": "image", "source": {"type": "url", "url": image.url}}
+    source = {"type": "base64", "media_type": image.media_type, "data": image.base64()}
+    return {"type": "image", "source": source}
 
 
 def to_anthropic_messages(request: LLMRequest) -> tuple[str | None, list[dict[str, Any]]]:
@@ -67,9 +79,27 @@ def to_anthropic_messages(request: LLMRequest) -> tuple[str | None, list[dict[st
                 for c in message.tool_calls
             ]
             out.append({"role": "assistant", "content": blocks})
+        elif message.images:
+            blocks = [_image_block(image) for image in message.images]
+            blocks.append({"type": "text", "text": message.content})
+            out.append({"role": message.role, "content": blocks})
         else:
             out.append({"role": message.role, "content": message.content})
     return system, out
+
+
+def _is_answer(request: LLMRequest, tool: str) -> bool:
+    """Whether a tool_use block is the forced tool carrying a ``schema=`` answer."""
+    return request.schema is not None and tool == request.schema.name
+
+
+def _finish(request: LLMRequest, reason: str | None) -> str | None:
+    """A ``schema=`` answer ends its turn; the forced tool is how it was asked, not a call."""
+    return "end_turn" if request.schema is not None and reason == "tool_use" else reason
+
+
+def _answer_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
 def _tool_choice(choice: str | dict[str, Any] | None) -> dict[str, Any] | None:
@@ -89,7 +119,7 @@ class AnthropicProvider(LLMProvider):
     name: ClassVar[str] = "anthropic"
     key_env: ClassVar[str | None] = "ANTHROPIC_API_KEY"
     default_model: ClassVar[str] = "claude-3-5-sonnet-20241022"
-    capabilities: ClassVar[Capabilities] = Capabilities(system_prompt="field")
+    capabilities: ClassVar[Capabilities] = Capabilities(system_prompt="field", vision=True)
     Options = AnthropicOptions
 
     def __init__(self, settings: Any) -> None:
@@ -99,6 +129,9 @@ class AnthropicProvider(LLMProvider):
             raise MissingAPIKey(self.name, "ANTHROPIC_API_KEY")
         self._api_key = secret.get_secret_value()
         self._clients = PerLoop(self._make_client)
+
+    def supports_images(self, model: str) -> bool:
+        return not model.startswith(("claude-2", "claude-instant"))
 
     def load_sdk(self) -> None:
         # the package, and the messages resource + response types its first call imports
@@ -133,6 +166,15 @@ class AnthropicProvider(LLMProvider):
             choice = _tool_choice(request.tool_choice)
             if choice is not None:
                 payload["tool_choice"] = choice
+        if request.schema is not None:  # the answer is the forced tool's input
+            payload["tools"] = [
+                {
+                    "name": request.schema.name,
+                    "description": "Give the answer in this structure.",
+                    "input_schema": request.schema.json_schema,
+                }
+            ]
+            payload["tool_choice"] = {"type": "tool", "name": request.schema.name}
         return payload
 
     def _error(self, exc: BaseException, *, parsing: bool = False) -> BaseException:
@@ -154,6 +196,8 @@ class AnthropicProvider(LLMProvider):
             for block in response.content:
                 if block.type == "text":
                     text.append(block.text)
+                elif block.type == "tool_use" and _is_answer(request, block.name):
+                    text.append(_answer_text(block.input))
                 elif block.type == "tool_use":
                     arguments = block.input if isinstance(block.input, dict) else {}
                     raw = None if isinstance(block.input, dict) else json.dumps(block.input)
@@ -164,7 +208,7 @@ class AnthropicProvider(LLMProvider):
                 model=request.model,
                 usage=Usage(response.usage.input_tokens, response.usage.output_tokens),
                 tool_calls=calls,
-                finish_reason=response.stop_reason,
+                finish_reason=_finish(request, response.stop_reason),
             )
         except Exception as exc:
             raise self._error(exc, parsing=True) from exc
@@ -174,6 +218,7 @@ class AnthropicProvider(LLMProvider):
         payload["stream"] = True
         text: list[str] = []
         blocks: dict[int, dict[str, str]] = {}
+        answer_blocks: set[int] = set()
         input_tokens = output_tokens = 0
         finish = None
         events = await self._create(payload)
@@ -185,12 +230,18 @@ class AnthropicProvider(LLMProvider):
                     output_tokens = event.message.usage.output_tokens or 0
                 elif kind == "content_block_start" and event.content_block.type == "tool_use":
                     block = event.content_block
-                    blocks[event.index] = {"id": block.id, "name": block.name, "json": ""}
+                    if _is_answer(request, block.name):
+                        answer_blocks.add(event.index)
+                    else:
+                        blocks[event.index] = {"id": block.id, "name": block.name, "json": ""}
                 elif kind == "content_block_delta":
                     delta = event.delta
                     if delta.type == "text_delta":
                         text.append(delta.text)
                         yield StreamChunk(text=delta.text)
+                    elif delta.type == "input_json_delta" and event.index in answer_blocks:
+                        text.append(delta.partial_json)  # the structured answer, as it comes
+                        yield StreamChunk(text=delta.partial_json)
                     elif delta.type == "input_json_delta":
                         blocks[event.index]["json"] += delta.partial_json
                 elif kind == "message_delta":
@@ -209,6 +260,6 @@ class AnthropicProvider(LLMProvider):
                 model=request.model,
                 usage=Usage(input_tokens, output_tokens),
                 tool_calls=calls,
-                finish_reason=finish,
+                finish_reason=_finish(request, finish),
             )
         )

@@ -6,7 +6,9 @@ cache, count, time or price: the call pipeline does that for every provider alik
 
 Each provider declares:
 - ``name`` and ``key_env`` (the variable holding its key, checked before any network call),
-- ``capabilities`` (streaming, tools, system prompt handling),
+- ``capabilities`` (streaming, tools, system prompt handling, vision), refined per model by
+  ``supports_images(model)``; ``check_request`` refuses what the model cannot take
+  (``CapabilityError``) before any network call,
 - ``Options``: a strict pydantic model of the generation parameters it accepts, so an
   unknown or invalid parameter is an ``InvalidParameter`` naming it, not an SDK TypeError.
 """
@@ -21,12 +23,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from kite_lab.core.errors import InvalidParameter
+from kite_lab.core.errors import CapabilityError, InvalidParameter
 from kite_lab.core.runner import PerLoop
 from kite_lab.core.types import Completion, Message, StreamChunk, ToolSpec, canonical_json
 
 if TYPE_CHECKING:
     from kite_lab.core.config import KiteSettings
+    from kite_lab.structured.schema import OutputSchema
 
 __all__ = ["BaseOptions", "Capabilities", "LLMProvider", "LLMRequest"]
 
@@ -38,6 +41,8 @@ class Capabilities:
     #: "field": a separate system parameter (Anthropic); "message": a system message (OpenAI)
     system_prompt: str = "message"
     native_tool_calls: bool = True
+    #: images in messages (some models of the provider may still lack it: supports_images)
+    vision: bool = False
 
 
 class BaseOptions(BaseModel):
@@ -61,17 +66,27 @@ class LLMRequest:
     tools: list[ToolSpec] = field(default_factory=list)
     tool_choice: str | dict[str, Any] | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    #: the structured answer asked for (``schema=``); providers ask for it natively
+    schema: OutputSchema | None = None
 
     def fingerprint_fields(self, provider: str) -> dict[str, Any]:
-        return {
+        fields = {
             "provider": provider,
             "model": self.model,
             "system": self.system,
+            # images appear as references with their sha256, so they key the cache too
             "messages": [m.to_dict() for m in self.messages],
             "tools": [t.to_dict() for t in self.tools],
             "tool_choice": self.tool_choice,
             "params": self.params,
         }
+        if self.schema is not None:
+            fields["schema"] = self.schema.fingerprint()
+        return fields
+
+    @property
+    def has_images(self) -> bool:
+        return any(m.images for m in self.messages)
 
     def cache_key(self, provider: str) -> str:
         """sha256 of canonical JSON of every field that can change the answer."""
@@ -137,6 +152,21 @@ class LLMProvider(ABC):
         self._clients.clear()
 
     # -- shared behaviour ------------------------------------------------------------
+    def supports_images(self, model: str) -> bool:
+        """Whether ``model`` takes images; providers with vision refine it per model."""
+        return self.capabilities.vision
+
+    def check_request(self, request: LLMRequest) -> None:
+        """``CapabilityError`` before any call when the model cannot take the request."""
+        if request.has_images and not self.supports_images(request.model):
+            raise CapabilityError(
+                f"model {request.model!r} does not take images (text only); use a vision "
+                f"model of {self.name} or another provider, or remove images=",
+                provider=self.name,
+                model=request.model,
+                capability="images",
+            )
+
     def validate_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """Check ``params`` against ``Options``; return them with None values dropped."""
         try:

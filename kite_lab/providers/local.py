@@ -10,6 +10,11 @@ protocol (``kite_lab.providers.text_tools``): specs in the system prompt, the re
 into ``ToolCall`` objects, and one bounded repair round when a call attempt is malformed.
 While streaming with tools, text is passed on until something that may start a call
 appears, then held back until the reply is parsed.
+
+Structured output (``schema=``): llama.cpp samples under a grammar built from the JSON
+schema (llama-cpp-python's ``LlamaGrammar.from_json_schema``), so even SmolLM2-135M can
+only write JSON of the schema's shape; the schema is also put in the system prompt so the
+content makes sense. No images: ``check_request`` refuses them before any call.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import asyncio
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 from pydantic import Field
@@ -35,6 +41,7 @@ from kite_lab.providers.local_model import (
     LocalModel,
     already_loaded,
     bundled_model_path,
+    json_grammar,
     llama_cpp_installed,
     loaded_model,
     resolve_model_path,
@@ -53,6 +60,8 @@ from kite_lab.providers.text_tools import (
 __all__ = ["LocalOptions", "LocalProvider"]
 
 DEFAULT_MAX_TOKENS = 256
+#: a JSON answer must not be cut off: more room unless max_tokens is given
+SCHEMA_MAX_TOKENS = 512
 #: llama-cpp-python's create_chat_completion defaults, so answers match it
 _SAMPLING_DEFAULTS: dict[str, Any] = {
     "temperature": 0.2,
@@ -124,8 +133,12 @@ class LocalProvider(LLMProvider):
             )
 
     def cache_namespace(self, request: LLMRequest) -> str:
-        # the same model name can mean another GGUF file after LOCAL_MODEL_PATH changes
-        return f"{self.name}:{resolve_model_path(self.settings, request.model)[0]}"
+        # The same model name can mean another GGUF file after LOCAL_MODEL_PATH changes; the
+        # file's name and size tell files apart without its absolute path, so a cassette
+        # recorded in one checkout replays in another (CI's clone, a colleague's venv).
+        path = Path(resolve_model_path(self.settings, request.model)[0])
+        size = path.stat().st_size if path.is_file() else 0
+        return f"{self.name}:{path.name}:{size}"
 
     async def _plan(self, request: LLMRequest) -> _Plan:
         path, name = resolve_model_path(self.settings, request.model)
@@ -136,7 +149,13 @@ class LocalProvider(LLMProvider):
         if params.get("seed") is None:
             params["seed"] = secrets.randbits(31)
         tools = plan_tools(request.tools, request.tool_choice)
-        messages = to_chat_messages(request.messages, request.system, tools.prompt)
+        extra_system = tools.prompt
+        if request.schema is not None:
+            params["grammar"] = json_grammar(request.schema.schema_json)
+            if "max_tokens" not in request.params:
+                params["max_tokens"] = SCHEMA_MAX_TOKENS
+            extra_system = request.schema.instruction()
+        messages = to_chat_messages(request.messages, request.system, extra_system)
         return _Plan(model, name, messages, params, tools)
 
     async def _finish(self, plan: _Plan, run: Generation) -> Completion:

@@ -52,6 +52,7 @@ __all__ = [
     "LocalModel",
     "already_loaded",
     "bundled_model_path",
+    "json_grammar",
     "llama_cpp_installed",
     "loaded_model",
     "resolve_model_path",
@@ -133,6 +134,27 @@ def resolve_model_path(settings: Any, model: str | None = None) -> tuple[Path, s
             "model='local/path/to/model.gguf'"
         )
     return bundled, DEFAULT_MODEL
+
+
+# -- grammars ----------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=64)
+def json_grammar(schema_json: str) -> Any:
+    """A llama.cpp grammar that only admits JSON matching ``schema_json`` (built once).
+
+    The grammar holds only its text; each generation builds its own sampler from it, so
+    one object serves concurrent runs.
+    """
+    from llama_cpp import LlamaGrammar
+
+    try:
+        return LlamaGrammar.from_json_schema(schema_json, verbose=False)
+    except (ValueError, RuntimeError, KeyError, NotImplementedError) as exc:
+        raise BadRequestError(
+            f"llama.cpp cannot build a grammar from this JSON schema ({exc}); simplify it",
+            provider="local",
+        ) from None
 
 
 # -- loaded models -----------------------------------------------------------------------

@@ -2,21 +2,28 @@
 
 SDK retries are off by default (LLM_MAX_RETRIES=0): one logical call is one circuit
 breaker event, and retrying is the caller's decision, not hidden inside the SDK.
+
+Structured output (``schema=``): ``response_format`` ``json_schema`` (strict when the model
+and the schema allow it); models without it get ``json_object`` plus the schema in the
+system prompt. Ollama's OpenAI endpoint turns ``json_schema`` into its native
+``format=<schema>``. Images are ``image_url`` content parts (a data URL or the http URL).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
 from pydantic import Field
 
-from kite_lab.core.errors import MissingAPIKey
+from kite_lab.core.errors import ConfigError, MissingAPIKey
 from kite_lab.core.runner import PerLoop
 from kite_lab.core.types import Completion, StreamChunk, ToolCall, Usage
 from kite_lab.providers.base import (
     BaseOptions,
+    Capabilities,
     LLMProvider,
     LLMRequest,
     fit_to_signature,
@@ -49,11 +56,22 @@ def parse_tool_arguments(raw: str | None) -> tuple[dict[str, Any], str | None]:
     return (value, None) if isinstance(value, dict) else ({}, raw)
 
 
-def to_openai_messages(request: LLMRequest) -> list[dict[str, Any]]:
+def to_openai_messages(
+    request: LLMRequest, extra_system: str | None = None
+) -> list[dict[str, Any]]:
     system, rest = split_system(request.messages, request.system)
+    if extra_system:
+        system = f"{system}\n\n{extra_system}" if system else extra_system
     out: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
     for message in rest:
         item: dict[str, Any] = {"role": message.role, "content": message.content}
+        if message.images:
+            parts: list[dict[str, Any]] = [{"type": "text", "text": message.content}]
+            parts += [
+                {"type": "image_url", "image_url": {"url": image.data_url()}}
+                for image in message.images
+            ]
+            item["content"] = parts
         if message.name:
             item["name"] = message.name
         if message.role == "tool":
@@ -75,6 +93,28 @@ def to_openai_messages(request: LLMRequest) -> list[dict[str, Any]]:
     return out
 
 
+#: how a model is asked for structured output
+StructuredMode = str  # "strict" | "json_schema" | "json_object"
+
+
+def response_format(request: LLMRequest, mode: StructuredMode) -> dict[str, Any]:
+    """The ``response_format`` for ``request.schema`` in ``mode``."""
+    schema = request.schema
+    assert schema is not None
+    if mode == "json_object":
+        return {"type": "json_object"}
+    strict = mode == "strict" and schema.strict_schema is not None
+    body = schema.strict_schema if strict and schema.strict_schema else schema.json_schema
+    return {
+        "type": "json_schema",
+        "json_schema": {"name": schema.name, "schema": body, "strict": strict},
+    }
+
+
+_OPENAI_LEGACY = re.compile(r"^(gpt-3\.5|gpt-4(-\d{4})?$|gpt-4-32k|gpt-4-turbo|gpt-4-\d{4})")
+_OPENAI_TEXT_ONLY = re.compile(r"^(gpt-3\.5|gpt-4(-\d{4})?$|gpt-4-32k|o1-mini|o3-mini)")
+
+
 def _tool_choice(choice: str | dict[str, Any] | None) -> Any:
     if isinstance(choice, dict) and "name" in choice:
         return {"type": "function", "function": {"name": choice["name"]}}
@@ -85,6 +125,7 @@ class OpenAIProvider(LLMProvider):
     name: ClassVar[str] = "openai"
     key_env: ClassVar[str | None] = "OPENAI_API_KEY"
     default_model: ClassVar[str] = "gpt-4o-mini"
+    capabilities: ClassVar[Capabilities] = Capabilities(vision=True)
     Options = OpenAIOptions
 
     def __init__(self, settings: Any) -> None:
@@ -112,19 +153,35 @@ class OpenAIProvider(LLMProvider):
         import openai
 
         return openai.AsyncOpenAI(
+            http_client=_http_client(openai, self.settings.openai_http_backend),
             api_key=self._api_key,
             base_url=self._base_url(),
             max_retries=self.settings.llm_max_retries,
             timeout=self.settings.llm_timeout,
         )
 
+    def supports_images(self, model: str) -> bool:
+        return not _OPENAI_TEXT_ONLY.match(model)
+
+    def structured_mode(self, model: str) -> StructuredMode:
+        """How ``model`` is asked for a schema: strict json_schema unless it predates it."""
+        return "json_object" if _OPENAI_LEGACY.match(model) else "strict"
+
     # -- the calls ------------------------------------------------------------------
     def _payload(self, request: LLMRequest) -> dict[str, Any]:
+        instruction, answer_format = None, None
+        if request.schema is not None:
+            mode = self.structured_mode(request.model)
+            answer_format = response_format(request, mode)
+            if mode == "json_object":  # the schema travels in the prompt (and says "JSON")
+                instruction = request.schema.instruction()
         payload: dict[str, Any] = {
             "model": request.model,
-            "messages": to_openai_messages(request),
+            "messages": to_openai_messages(request, instruction),
             **request.params,
         }
+        if answer_format is not None:
+            payload["response_format"] = answer_format
         if request.tools:
             payload["tools"] = [
                 {
@@ -215,6 +272,20 @@ class OpenAIProvider(LLMProvider):
         )
 
 
+def _http_client(openai: Any, backend: str) -> Any:
+    """OPENAI_HTTP_BACKEND: None (the SDK's httpx client) or its aiohttp transport, which
+    holds many concurrent calls (ai.map) with less overhead per call."""
+    if backend != "aiohttp":
+        return None
+    try:
+        return openai.DefaultAioHttpClient()
+    except (AttributeError, RuntimeError, ImportError) as exc:
+        raise ConfigError(
+            "OPENAI_HTTP_BACKEND=aiohttp needs the aiohttp transport: pip install "
+            f"'kite-lab[aiohttp]' (or 'openai[aiohttp]'), or set it to httpx ({exc})"
+        ) from None
+
+
 class GroqProvider(OpenAIProvider):
     """Groq's OpenAI-compatible endpoint (GROQ_BASE_URL)."""
 
@@ -231,6 +302,17 @@ class GroqProvider(OpenAIProvider):
     def _base_url(self) -> str | None:
         return self.settings.groq_base_url
 
+    def supports_images(self, model: str) -> bool:
+        return "llama-4" in model or "vision" in model
+
+    def structured_mode(self, model: str) -> StructuredMode:
+        # Groq: json_schema on its newer models, strict only on gpt-oss; else json_object
+        if "gpt-oss" in model:
+            return "strict"
+        if any(name in model for name in ("llama-4", "kimi-k2", "qwen3")):
+            return "json_schema"
+        return "json_object"
+
 
 class OllamaProvider(OpenAIProvider):
     """A local Ollama server through its OpenAI-compatible API (OLLAMA_BASE_URL); no key."""
@@ -244,3 +326,16 @@ class OllamaProvider(OpenAIProvider):
 
     def _base_url(self) -> str | None:
         return self.settings.ollama_base_url
+
+    def supports_images(self, model: str) -> bool:
+        return any(name in model for name in _OLLAMA_VISION)
+
+    def structured_mode(self, model: str) -> StructuredMode:
+        return "json_schema"  # Ollama's /v1 endpoint sends it on as format=<schema>
+
+
+#: Ollama model families that take images (the rest are text only)
+_OLLAMA_VISION = (
+    "llava", "bakllava", "vision", "moondream", "gemma3", "qwen2.5vl", "qwen2.5-vl",
+    "minicpm-v", "llama4", "mistral-small3", "granite3.2-vision",
+)

@@ -216,7 +216,7 @@ class CircuitBreaker:
 
         @functools.wraps(func)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
-            return self.call(func, *args, **kwargs)  # type: ignore[no-any-return]
+            return self.call(func, *args, **kwargs)
 
         return wrapper
 

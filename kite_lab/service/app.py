@@ -18,7 +18,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from kite_lab.service.auth import APIKeyAuth, load_api_keys
-from kite_lab.service.limits import RouteLimits
+from kite_lab.service.limits import LIMITED_ROUTES, RouteLimits
 from kite_lab.service.shutdown import Drainer
 from kite_lab.service.state import ServiceState
 from kite_lab.service.warmup import warm_up
@@ -39,6 +39,8 @@ an `Idempotency-Key` header; `stream: true` answers as server-sent events (`chun
 `done`, `error`; content type `text/event-stream`). Every response carries `X-Request-ID`.
 Right after start `/health` answers `"status": "starting"` (503) while the service loads
 its provider SDK and components; requests sent meanwhile wait for that, then run.
+`/v1/chat/completions`, `/v1/models` and `/v1/embeddings` speak OpenAI's API (and its
+error envelope) for any kite model: point an OpenAI client's `base_url` at `/v1`.
 """
 
 
@@ -62,6 +64,7 @@ def create_app(
     from kite_lab.observability.metric_labels import LabelPolicy
     from kite_lab.observability.metrics import get_metrics
     from kite_lab.service.loader import discover, load_module
+    from kite_lab.service.openai_routes import GATEWAY_ROUTES, Gateway, build_openai_router
     from kite_lab.service.routes import build_router
     from kite_lab.service.schemas import (
         AgentRunRequest,
@@ -88,7 +91,7 @@ def create_app(
         kites=kites,
         settings=settings,
         auth=APIKeyAuth(keys),
-        limits=RouteLimits(settings, rate_limits),
+        limits=RouteLimits(settings, rate_limits, routes=(*LIMITED_ROUTES, *GATEWAY_ROUTES)),
         drainer=Drainer(settings.kite_shutdown_grace_seconds),
         metrics=get_metrics(),
         module_agents=module_agents,
@@ -107,11 +110,17 @@ def create_app(
         with_prompt_limit(AgentRunRequest, limit),
     )
     app.include_router(router)
-    state.routes.load([*app.routes, *router.routes])
+    app.state.kite_gateway = gateway = Gateway(state)  # the OpenAI-compatible /v1 routes
+    openai_router = build_openai_router(gateway)
+    app.include_router(openai_router)
+    state.routes.load([*app.routes, *router.routes, *openai_router.routes])
     _install_error_handlers(app, state)
     from kite_lab.service.middleware import ServiceMiddleware
 
     app.add_middleware(ServiceMiddleware, state=state)
+    from kite_lab.service.openai_errors import OpenAIEnvelope
+
+    app.add_middleware(OpenAIEnvelope)  # outermost: /v1 errors in OpenAI's envelope
 
     policy = LabelPolicy(
         models=[m for m in (settings.llm_model,) if m],
@@ -152,7 +161,8 @@ def _lifespan(state: ServiceState) -> Any:
 
 async def _warm(state: ServiceState, app: FastAPI) -> None:
     try:
-        extra = [app.openapi, state.metrics.render]  # /openapi.json, /metrics
+        # /openapi.json, /metrics, the SDKs of the gateway's fallback and alias providers
+        extra = [app.openapi, state.metrics.render, app.state.kite_gateway.warm]
         state.readiness.problems = await warm_up(state.kites, state.limits, extra=extra)
         _publish_breaker_state(state)  # the breaker is built now: no I/O, no import
     finally:

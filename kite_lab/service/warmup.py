@@ -47,8 +47,17 @@ _BACKEND_MODULES: dict[str, tuple[str, ...]] = {
     "redis_url": ("redis.asyncio",),
     "postgres_url": ("psycopg",),
 }
-#: what a request's path imports on first use, whatever the provider
-_REQUEST_MODULES = ("kite_lab.providers.pricing", "fastapi.encoders", "encodings.ascii")
+#: what a request's path imports on first use, whatever the provider (anyio loads its
+#: socket and memory-stream modules lazily: streaming answers and thread hops need them)
+_REQUEST_MODULES = (
+    "kite_lab.providers.pricing",
+    "fastapi.encoders",
+    "encodings.ascii",
+    "anyio._core._sockets",
+    "anyio._core._streams",
+    "anyio.streams.memory",
+    "anyio.streams.stapled",
+)
 
 
 class Readiness:

@@ -10,6 +10,16 @@ Only the standard library and h11 are imported here.
 """
 
 from ._models import Fault, RecordedRequest, Reply, ToolCallSpec
+from ._structured import SeenImage, sample_for_schema
 from .fake_server import FakeLLMServer, Handler
 
-__all__ = ["Fault", "FakeLLMServer", "Handler", "RecordedRequest", "Reply", "ToolCallSpec"]
+__all__ = [
+    "Fault",
+    "FakeLLMServer",
+    "Handler",
+    "RecordedRequest",
+    "Reply",
+    "SeenImage",
+    "ToolCallSpec",
+    "sample_for_schema",
+]

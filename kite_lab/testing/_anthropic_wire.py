@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from typing import Any
 
 from ._models import Fault, MalformedKind, RecordedRequest, Reply, ToolCallSpec, split_chunks
+from ._structured import forced_tool, image_problem
 from ._wire import dumps, new_id, sse, translate_finish_reason
 
 __all__ = ["AnthropicWire", "models_response", "not_found_body"]
@@ -60,9 +62,11 @@ class AnthropicWire:
                 return _bad_request(f"{name}: Field required")
         if not isinstance(body["messages"], list):
             return _bad_request("messages: Input should be a valid list")
-        return None
+        problem = image_problem(body, "anthropic")
+        return _bad_request(problem) if problem else None
 
     def completion(self, reply: Reply, request: RecordedRequest) -> dict[str, Any]:
+        reply = _as_forced_tool(reply, request)
         content: list[dict[str, Any]] = []
         if reply.text or not reply.tool_calls:
             content.append({"type": "text", "text": reply.text})
@@ -78,6 +82,7 @@ class AnthropicWire:
         }
 
     def stream(self, reply: Reply, request: RecordedRequest) -> Iterator[bytes]:
+        reply = _as_forced_tool(reply, request)
         prompt_tokens = reply.prompt_token_count(request)
         start = {
             **_message_head(request),
@@ -145,6 +150,16 @@ def not_found_body(method: str, path: str, request_id: str) -> dict[str, Any]:
     """The 404 body Anthropic sends for an unknown URL."""
     fault = Fault(status=404, message=f"Not found: {method} {path}")
     return error_body(fault, 404, request_id)
+
+
+def _as_forced_tool(reply: Reply, request: RecordedRequest) -> Reply:
+    """A text reply to a request forcing a tool becomes that tool's call (input = the
+    text's JSON), as the real API would answer: one script serves both wire formats."""
+    tool = forced_tool(request.json)
+    if tool is None or reply.tool_calls:
+        return reply
+    call = ToolCallSpec(name=str(tool["name"]), arguments=reply.text or "{}")
+    return replace(reply, text="", tool_calls=(call,))
 
 
 def _event(data: Mapping[str, Any]) -> bytes:

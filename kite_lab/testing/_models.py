@@ -83,6 +83,12 @@ class Reply:
             raise ValueError("chunk_size must be >= 1")
         _check_latency(self.latency)
 
+    @classmethod
+    def json_answer(cls, value: Any, **options: Any) -> Reply:
+        """A reply whose text is ``value`` as JSON (served to a forced-tool Anthropic
+        request as that tool's input)."""
+        return cls(text=_json.dumps(value, ensure_ascii=False), **options)
+
     def prompt_token_count(self, request: RecordedRequest) -> int:
         """Tokens billed for the prompt: explicit value or the word-count estimate."""
         if self.prompt_tokens is not None:
@@ -194,6 +200,21 @@ class RecordedRequest:
         """The ``tools`` definitions sent with the request (empty if none)."""
         tools = self._field("tools")
         return [t for t in tools if isinstance(t, dict)] if isinstance(tools, list) else []
+
+    @property
+    def response_schema(self) -> dict[str, Any] | None:
+        """The JSON schema the answer must fit (OpenAI ``response_format``, Anthropic's
+        forced tool), or ``None`` for a free-text request."""
+        from ._structured import requested_schema
+
+        return requested_schema(self.json, self.wire)
+
+    @property
+    def images(self) -> list[Any]:
+        """The image parts of the messages, decoded (``SeenImage``: media_type, data, url)."""
+        from ._structured import request_images
+
+        return list(request_images(self.json, self.wire))
 
     @property
     def last_user_text(self) -> str:

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ._models import Fault, MalformedKind, RecordedRequest, Reply, count_words, split_chunks
+from ._structured import image_problem
 from ._wire import dumps, new_id, sse, translate_finish_reason
 
 __all__ = ["OpenAIWire", "embeddings_response", "models_response"]
@@ -72,7 +73,8 @@ class OpenAIWire:
                 )
         if not isinstance(body["messages"], list):
             return _bad_request("Invalid type for 'messages': expected an array.")
-        return None
+        problem = image_problem(body, "openai")
+        return _bad_request(problem, code="invalid_image") if problem else None
 
     def completion(self, reply: Reply, request: RecordedRequest) -> dict[str, Any]:
         message: dict[str, Any] = {

@@ -30,6 +30,7 @@ from typing import Any, Self, TypeAlias
 from . import _anthropic_wire, _openai_wire
 from ._http import Exchange, HttpRequest, serve_connection
 from ._models import Fault, RecordedRequest, Reply, Wire
+from ._structured import sample_for_schema
 from ._wire import JSON_HEADERS, SSE_HEADERS, WireFormat, dumps, new_id
 
 __all__ = ["FakeLLMServer", "Handler", "HandlerResult"]
@@ -309,7 +310,7 @@ class FakeLLMServer:
                 return self._queue.popleft()
             handler = self._handler
         if handler is None:
-            return Reply(text=f"Echo: {request.last_user_text}")
+            return _default_reply(request)
         try:
             result = handler(request)
             if inspect.isawaitable(result):
@@ -344,6 +345,14 @@ async def _send_fault(
         await exchange.stream(status, {**SSE_HEADERS, **headers}, [wire.malformed(kind, True)])
     else:
         await exchange.send(status, {**JSON_HEADERS, **headers}, wire.malformed(kind, False))
+
+
+def _default_reply(request: RecordedRequest) -> Reply:
+    """Unscripted: an answer that fits the requested schema, else an echo."""
+    schema = request.response_schema
+    if schema is not None:
+        return Reply.json_answer(sample_for_schema(schema))
+    return Reply(text=f"Echo: {request.last_user_text}")
 
 
 def _coerce(action: object) -> Reply | Fault:

@@ -9,7 +9,7 @@ import string
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kite_lab.notebook.interpolate import Reference, interpolate, segments
+from kite_lab.core.interpolate import Reference, interpolate, segments
 
 
 class Doc:

@@ -13,7 +13,7 @@ from nbclient.exceptions import CellExecutionError
 from kite_lab.demo import execute_notebook, find_notebooks_dir, run_demo, summarize
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
-TUTORIALS = ["agents_and_tools", "breaker_and_safety", "memory_rag", "monitoring"]
+TUTORIALS = ["agents_and_tools", "breaker_and_safety", "evaluate", "memory_rag", "monitoring"]
 
 
 def test_the_tutorials_exist() -> None:

@@ -45,6 +45,7 @@ CONTRACT = {
     "kite_http_requests_in_flight": (),
     "kite_kill_switch_active": (),
     "kite_idempotency_requests": ("outcome",),
+    "kite_map_rows": ("outcome",),
     "kite_build_info": ("version",),
 }
 

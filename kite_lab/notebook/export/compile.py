@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from kite_lab.core.errors import ExportError
+from kite_lab.notebook.eval_line import is_eval_line
 from kite_lab.notebook.export.ast_tools import (
     Bindings,
     Edit,
@@ -41,6 +42,7 @@ from kite_lab.notebook.export.ast_tools import (
     top_level,
     transform,
 )
+from kite_lab.notebook.export.eval_cells import eval_cell
 from kite_lab.notebook.export.kite_cells import kite_cell
 from kite_lab.notebook.export.source import (
     LIMIT,
@@ -208,6 +210,8 @@ class Compiler(CompileState):
                     ) -> list[str]:
         if name == "kite":
             self.kite_cells.append(ctx.number)
+            if is_eval_line(line):
+                return eval_cell(self, ctx, line, body)
             return kite_cell(self, ctx, line, body)
         if name in _BODY_CELLS:
             if name == "capture" and line.split():

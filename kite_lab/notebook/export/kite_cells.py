@@ -101,12 +101,19 @@ def kite_cell(comp: CompileState, ctx: CellContext, line: str, body: str) -> lis
         comp.sessions_used.add(plan.session)  # the magic notes it before the dry-run check
     pre: list[str] = []
     indent = comp.indent
-    prompt_code = PromptText(comp, ctx, plan.prompt, interpolate=plan.interpolate, pre=pre,
-                             base="prompt", indent=indent)
+    prompt_code = PromptText(comp, ctx, plan.prompt, pre=pre, base="prompt", indent=indent,
+                             interpolate=plan.interpolate and plan.over is None)
     system_code = None
     if plan.system is not None:
         system_code = PromptText(comp, ctx, plan.system, interpolate=plan.interpolate, pre=pre,
                                  base="system", indent=indent).code(40)
+    if plan.over is not None:  # --over DF: the template goes to ai.map as written
+        if not plan.dry_run:
+            comp.answer_cells.append(ctx.number)
+        body_lines = _map_cell(comp, ctx, plan, prompt_code, system_code, pre)
+        if plan.out:
+            comp.defined[plan.out] = "value"
+        return [*head, *pre, *body_lines]
     if plan.dry_run:
         shown = prompt_code.code(room(comp, "print", [], ""))
         return [*head, "# dry run: the notebook showed this prompt and called nothing", *pre,
@@ -151,9 +158,13 @@ def _model_cell(comp: CompileState, ctx: CellContext, plan: CellPlan, prompt: Pr
         kwargs[key] = literal(value)
     if plan.cache is False:
         kwargs["cache"] = "False"
+    kwargs.update(_structured_args(comp, ctx, plan, pre))
     args = keywords(kwargs)
     var = plan.out or comp.names.temp("answer")
-    prefix, suffix = _value_of(comp, plan.format)
+    if plan.schema:  # --schema: the validated instance (a DataFrame with -f df)
+        prefix, suffix = f"{comp.helper('parsed_value')}({quote(plan.format)}, ", ")"
+    else:
+        prefix, suffix = _value_of(comp, plan.format)
     lines: list[str] = []
     if plan.session:
         prompt_var = prompt.bind()
@@ -163,14 +174,72 @@ def _model_cell(comp: CompileState, ctx: CellContext, plan: CellPlan, prompt: Pr
         lines += call_lines(f"{completion} = {kite}.generate", [messages, *args], "",
                             comp.indent)
         lines.append(f"{var} = {prefix}{completion}{suffix}")
-        lines += call_lines(f"{comp.helper('remember_turn')}",
-                            [kite, quote(plan.session), prompt_var, f"{completion}.text"], "",
-                            comp.indent)
+        turn = [kite, quote(plan.session), prompt_var, f"{completion}.text"]
+        if "images" in kwargs:
+            turn.append(kwargs["images"])
+        lines += call_lines(f"{comp.helper('remember_turn')}", turn, "", comp.indent)
     else:
         head = f"{var} = {prefix}{kite}.generate"
         first = prompt.code(room(comp, head, args, suffix))
         lines += call_lines(head, [first, *args], suffix, comp.indent)
     return lines + _finish(comp, ctx, plan.format, var, var)
+
+
+def _structured_args(comp: CompileState, ctx: CellContext, plan: CellPlan, pre: list[str]
+                     ) -> dict[str, str]:
+    """``schema=`` / ``images=`` code for ``--schema`` / ``--image``, by the cell's rules:
+    the schema is a variable of the script; an image is a variable if one is defined by
+    then, else a file path."""
+    out: dict[str, str] = {}
+    if plan.schema:
+        head = plan.schema.removeprefix("list[").split(".")[0].rstrip("]")
+        if comp.defined.get(head) != "value":
+            raise ctx.error(f"--schema {plan.schema}: no variable {head!r} is defined before "
+                            "this cell; define the model in an earlier cell")
+        out["schema"] = plan.schema
+    if plan.images:
+        items = [i if i.isidentifier() and comp.defined.get(i) == "value" else quote(i)
+                 for i in plan.images]
+        listed = f"[{', '.join(items)}]"
+        if len(listed) > 50:
+            name = comp.names.temp("images")
+            pre += [f"{name} = [", *(f"    {i}," for i in items), "]"]
+            listed = name
+        out["images"] = listed
+    return out
+
+
+def _map_cell(comp: CompileState, ctx: CellContext, plan: CellPlan, template: PromptText,
+              system: str | None, pre: list[str]) -> list[str]:
+    """``VAR = ai.map(DF, "template", ...)``: the call the cell runner makes."""
+    assert plan.over is not None
+    data = plan.over.data
+    if comp.defined.get(data) != "value":
+        raise ctx.error(f"--over {data}: no variable {data!r} is defined before this cell")
+    kite = comp.kite(pre)
+    kwargs: dict[str, str] = {}
+    model = _target_code(comp, plan, pre)
+    if model is not None:
+        kwargs["model"] = model
+    if system is not None:
+        kwargs["system"] = system
+    kwargs.update(_structured_args(comp, ctx, plan, pre))
+    options = {**plan.params, "budget_usd": plan.over.budget,
+               "concurrency": plan.over.concurrency, "checkpoint": plan.over.checkpoint}
+    kwargs.update({k: literal(v) for k, v in options.items() if v is not None})
+    if plan.cache is False:
+        kwargs["cache"] = "False"
+    if plan.dry_run:
+        kwargs["dry_run"] = "True"
+        first = template.code(room(comp, f"print({kite}.map", [data, *keywords(kwargs)], ")"))
+        return call_lines(f"print({kite}.map", [data, first, *keywords(kwargs)], ")",
+                          comp.indent)
+    var = plan.out or comp.names.temp("mapped")
+    head = f"{var} = {kite}.map"
+    args = keywords(kwargs)
+    first = template.code(room(comp, head, [data, *args], ""))
+    return [*call_lines(head, [data, first, *args], "", comp.indent),
+            *_finish(comp, ctx, "df", var, var)]
 
 
 def _finish(comp: CompileState, ctx: CellContext, fmt: str, var: str, shown: str) -> list[str]:

@@ -197,7 +197,24 @@ def _kite_line(comp: CompileState, ctx: CellContext, line: str, defined: Mapping
         lines = [*pre, *(f"{kite()}.session_memory.delete_session({quote(sid)})" for sid in ids)]
         comp.sessions_used.difference_update(ids)
         return lines
+    if cmd.name == "cassette":
+        return _no_value(ctx, spelled, expr) or _cassette(ctx, cmd.args, kite, pre)
     raise ctx.error(f"{spelled}: not supported by the exporter")  # pragma: no cover
+
+
+def _cassette(ctx: CellContext, argv: tuple[str, ...], kite: Any, pre: list[str]) -> list[str]:
+    """``%kite cassette PATH [--mode M] [--speed S]`` / ``off``: the same calls on ``ai``."""
+    if list(argv) == ["off"]:
+        call = f"{kite()}.stop_cassette()"
+        return [*pre, call]
+    parser = _Parser(ctx, prog="%kite cassette")
+    parser.add_argument("path")
+    parser.add_argument("--mode", default="once", choices=("record", "replay", "once", "off"))
+    parser.add_argument("--speed", type=float, default=None)
+    args = parser.parse_args(list(argv))
+    speed = "" if args.speed is None else f", speed={args.speed!r}"
+    call = f"{kite()}.cassette({quote(args.path)}, mode={quote(args.mode)}{speed}).start()"
+    return [*pre, call]
 
 
 def _alias(comp: CompileState, ctx: CellContext, args: tuple[str, ...], pre: list[str]

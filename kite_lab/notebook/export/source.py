@@ -17,7 +17,7 @@ import tokenize
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from kite_lab.notebook.interpolate import Reference, segments
+from kite_lab.core.interpolate import Reference, segments
 
 __all__ = ["LIMIT", "Names", "call_lines", "comment_lines", "from_import", "header_gap",
            "indent_code", "is_quiet", "isort_key", "literal", "names_in", "quote",

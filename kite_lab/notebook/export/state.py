@@ -23,8 +23,9 @@ __all__ = ["HELPERS", "CellContext", "CompileState", "CompiledNotebook", "usage"
 HELPERS: dict[str, str] = {name: module for module, names in {
     "kite_lab.notebook": "current",
     "kite_lab.script": "answer_text answer_code check_run session_messages remember_turn "
-                       "resolve_tool tools_agent show record_answer agents_app",
+                       "resolve_tool tools_agent show record_answer agents_app evaluate_cell",
     "kite_lab.render": "parse_json to_dataframe",
+    "kite_lab.structured.values": "parsed_value",
     "kite_lab.agents.base": "Agent",
     "kite_lab.core.runner": "run_sync",
     "kite_lab.frames": "calls_df metrics_df cost_df history_df sessions_df breakers_df",
@@ -95,6 +96,7 @@ class CompileState:
         self.names = Names(self._all_names())
 
     def _all_names(self) -> set[str]:
+        from kite_lab.notebook.eval_line import is_eval_line, parse_eval_line
         from kite_lab.notebook.magic_args import parse_kite_line
 
         found: set[str] = set()
@@ -111,8 +113,10 @@ class CompileState:
                     self.globals.update(node.names)
                 if (isinstance(node, ast.Call) and ipython_call(node) == "run_cell_magic"
                         and str_args(node)[:1] == ["kite"]):
+                    line = str_args(node)[1]
                     try:
-                        out = parse_kite_line(str_args(node)[1]).out
+                        out = (parse_eval_line(line).out if is_eval_line(line)
+                               else parse_kite_line(line).out)
                     except Exception:  # reported when the cell is compiled
                         out = None
                     if out:

@@ -23,9 +23,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kite_lab.core.errors import ExportError
+from kite_lab.core.interpolate import interpolate
 from kite_lab.notebook.export import export_source
 from kite_lab.notebook.export.source import LIMIT, Names, string_pieces
-from kite_lab.notebook.interpolate import interpolate
 
 SETUP = (
     "from kite_lab import Kite\nfrom kite_lab.notebook import use\n"

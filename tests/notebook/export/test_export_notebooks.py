@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,8 @@ from kite_lab.notebook.export import (
 from kite_lab.script import CHECK_FILE_ENV
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+#: folders next to the notebooks that they read by relative path
+NEIGHBOURS = ("data", "cassettes", "evals")
 #: names whose values depend on time or on the machine, per notebook
 UNSTABLE: dict[str, set[str]] = {"monitoring": {"text"}}
 DUMP_CELL = SIMPLE_SOURCE + (
@@ -53,6 +56,9 @@ def test_the_tutorials_are_there() -> None:
 def test_notebook_round_trip(source: Path, tmp_path: Path) -> None:
     book = nbformat.read(source, as_version=4)
     book.cells.append(nbformat.v4.new_code_cell(DUMP_CELL))
+    for folder in NEIGHBOURS:  # what a tutorial reads beside it (datasets, cassettes, specs)
+        if (source.parent / folder).is_dir():
+            shutil.copytree(source.parent / folder, tmp_path / folder)
     probe = tmp_path / source.name
     nbformat.write(book, probe)
     executed = execute_notebook(probe, timeout=300, cwd=tmp_path,

@@ -12,6 +12,8 @@ Names bound to modules are not interpolated (``{json}`` in a prompt about JSON s
 
 The exporter uses ``segments`` and ``Reference.python_expr`` to turn the same template into
 explicit Python formatting, so a notebook cell and its exported script send the same text.
+It lives in ``core`` because ``%%kite`` cells, the exporter and ``ai.map`` templates
+(``kite_lab.batch``, which may not import the notebook) all follow these rules.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ running loop. Every LLM call goes through ``kite_lab.pipeline.CallPipeline``.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
@@ -411,6 +412,9 @@ class Kite(AgentMethods, BatchMethods, StructuredMethods, RecordingMethods, Eval
             closer = getattr(component, "aclose", None)
             if closer is not None:
                 await closer()
+        log = self._pipeline.call_log if self._pipeline is not None else None
+        if log is not None:  # what this Kite logged is on disk when close() returns
+            await asyncio.to_thread(log.flush)
 
     def close(self) -> None:
         run_sync(self.aclose())

@@ -218,7 +218,8 @@ class MapRunner:
         started = time.perf_counter()
         self._in_flight += 1
         try:
-            result = await self._attempts(prompt)
+            with event_context(map_row=key):  # the row's calls name it as their parent
+                result = await self._attempts(prompt)
         except Exception as exc:
             result = RowResult(error=self._describe_error(exc), outcome="error")
         finally:

@@ -20,6 +20,9 @@ Known events and their main fields:
     memory:add / memory:search / memory:delete / memory:rebuild   ids, counts, latency
     session:append / session:clear / session:delete               session_id, role, tokens
     (memory and session events carry ids and lengths, never the text itself)
+    map:start / map:row / map:done    map_run, rows / row_key, outcome, cost_usd / status
+    eval:start / eval:done            run_id, name, rows, targets / cost_usd
+    fallback:used / fallback:skipped  target, after, error / target, reason
 
 Subscribers may be sync or async callables. A failing subscriber is logged and skipped;
 it never breaks the call that emitted the event.

@@ -166,9 +166,9 @@ class Message:
             raise TypeError(f"messages must be dicts or Message objects, not {type(item).__name__}")
         calls = [ToolCall.from_dict(c) for c in item.get("tool_calls") or ()]
         images = [
-            i if isinstance(i, ImagePart) else ImagePart.from_dict(i)
+            ImagePart.from_dict(i) if isinstance(i, Mapping) else i
             for i in item.get("images") or ()
-        ]
+        ]  # anything else fails in __post_init__ with what to pass instead
         return cls(
             role=item.get("role", "user"),
             content=item.get("content") or "",

@@ -338,7 +338,7 @@ _script: list[str | None] = []
 def _where(context: Mapping[str, Any]) -> tuple[str | None, str | None]:
     """(notebook cell id, script path) of the code making the call, where known."""
     cell = context.get("cell_id")
-    if "IPython" in sys.modules:
+    if "IPython" in sys.modules and _in_ipython():  # imported is not running in a shell
         if cell is None:
             cell = _cell_id()
         return cell, None
@@ -346,6 +346,12 @@ def _where(context: Mapping[str, Any]) -> tuple[str | None, str | None]:
         main = getattr(sys.modules.get("__main__"), "__file__", None)
         _script.append(str(main) if main else None)
     return cell, _script[0]
+
+
+def _in_ipython() -> bool:
+    from IPython import get_ipython
+
+    return get_ipython() is not None
 
 
 def _cell_id() -> str | None:

@@ -14,7 +14,9 @@ appears, then held back until the reply is parsed.
 Structured output (``schema=``): llama.cpp samples under a grammar built from the JSON
 schema (llama-cpp-python's ``LlamaGrammar.from_json_schema``), so even SmolLM2-135M can
 only write JSON of the schema's shape; the schema is also put in the system prompt so the
-content makes sense. No images: ``check_request`` refuses them before any call.
+content makes sense. Small models at temperature 0 loop inside strings, so schema calls
+default to ``repeat_penalty=1.1`` and the grammar caps strings that have no ``maxLength``
+at ``GRAMMAR_STRING_CAP`` characters. No images: ``check_request`` refuses them before any call.
 """
 
 from __future__ import annotations
@@ -62,6 +64,8 @@ __all__ = ["LocalOptions", "LocalProvider"]
 DEFAULT_MAX_TOKENS = 256
 #: a JSON answer must not be cut off: more room unless max_tokens is given
 SCHEMA_MAX_TOKENS = 512
+#: greedy decoding under a grammar loops easily in small models; a mild penalty stops it
+SCHEMA_REPEAT_PENALTY = 1.1
 #: llama-cpp-python's create_chat_completion defaults, so answers match it
 _SAMPLING_DEFAULTS: dict[str, Any] = {
     "temperature": 0.2,
@@ -154,6 +158,8 @@ class LocalProvider(LLMProvider):
             params["grammar"] = json_grammar(request.schema.schema_json)
             if "max_tokens" not in request.params:
                 params["max_tokens"] = SCHEMA_MAX_TOKENS
+            if "repeat_penalty" not in request.params:  # against loops inside a string
+                params["repeat_penalty"] = SCHEMA_REPEAT_PENALTY
             extra_system = request.schema.instruction()
         messages = to_chat_messages(request.messages, request.system, extra_system)
         return _Plan(model, name, messages, params, tools)

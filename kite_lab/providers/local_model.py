@@ -52,6 +52,7 @@ __all__ = [
     "LocalModel",
     "already_loaded",
     "bundled_model_path",
+    "GRAMMAR_STRING_CAP",
     "json_grammar",
     "llama_cpp_installed",
     "loaded_model",
@@ -139,22 +140,44 @@ def resolve_model_path(settings: Any, model: str | None = None) -> tuple[Path, s
 # -- grammars ----------------------------------------------------------------------------
 
 
+#: strings without a maxLength are capped in the grammar: a small model at temperature 0
+#: otherwise can repeat itself inside a string until max_tokens cuts the JSON off
+GRAMMAR_STRING_CAP = 200
+
+
 @functools.lru_cache(maxsize=64)
-def json_grammar(schema_json: str) -> Any:
+def json_grammar(schema_json: str, string_cap: int | None = GRAMMAR_STRING_CAP) -> Any:
     """A llama.cpp grammar that only admits JSON matching ``schema_json`` (built once).
 
     The grammar holds only its text; each generation builds its own sampler from it, so
     one object serves concurrent runs.
     """
+    import json
+
     from llama_cpp import LlamaGrammar
 
+    schema = json.loads(schema_json)
+    if string_cap is not None:
+        schema = _capped_strings(schema, string_cap)
     try:
-        return LlamaGrammar.from_json_schema(schema_json, verbose=False)
+        return LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
     except (ValueError, RuntimeError, KeyError, NotImplementedError) as exc:
         raise BadRequestError(
             f"llama.cpp cannot build a grammar from this JSON schema ({exc}); simplify it",
             provider="local",
         ) from None
+
+
+def _capped_strings(node: Any, cap: int) -> Any:
+    if isinstance(node, list):
+        return [_capped_strings(item, cap) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = {key: _capped_strings(value, cap) for key, value in node.items()}
+    free = not any(k in out for k in ("maxLength", "enum", "const", "format", "pattern"))
+    if out.get("type") == "string" and free:
+        out["maxLength"] = cap
+    return out
 
 
 # -- loaded models -----------------------------------------------------------------------

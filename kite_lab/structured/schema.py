@@ -74,7 +74,8 @@ class OutputSchema:
 
     @functools.cached_property
     def schema_json(self) -> str:
-        return json.dumps(self.json_schema, sort_keys=True, ensure_ascii=False)
+        """The schema as JSON text, fields in their declared order (a grammar keeps it)."""
+        return json.dumps(self.json_schema, ensure_ascii=False)
 
     def instruction(self) -> str:
         """A prompt line for providers that are not told the schema natively."""
@@ -349,14 +350,14 @@ def _load_json(text: str) -> Any:
     fenced = _FENCE.match(stripped)
     if fenced:
         stripped = fenced.group(1).strip()
-    try:
-        return json.loads(stripped)
+    try:  # strict=False: a raw newline inside a string is a common model quirk, not an error
+        return json.loads(stripped, strict=False)
     except json.JSONDecodeError as exc:
         first_error = exc
     starts = [i for i in (stripped.find("{"), stripped.find("[")) if i >= 0]
     if starts:
         try:
-            value, _ = json.JSONDecoder().raw_decode(stripped[min(starts) :])
+            value, _ = json.JSONDecoder(strict=False).raw_decode(stripped[min(starts) :])
             return value
         except json.JSONDecodeError:
             pass

@@ -6,7 +6,7 @@ import asyncio
 import json
 
 import pytest
-from conftest import FAKE_KEY, SERVICE_KEY
+from conftest import FAKE_KEY, SERVICE_KEY, free_port
 
 from kite_lab.service.app import create_app
 from kite_lab.testing import Fault, Reply
@@ -367,8 +367,6 @@ async def test_agents_routes(make_kite, asgi_client, fake_llm):
 
 
 async def test_health_degraded_when_redis_is_down(make_kite, asgi_client):
-    from conftest import free_port
-
     kite = make_kite(redis_url=f"redis://127.0.0.1:{free_port()}/0")
     app = create_app(kite)
     async with asgi_client(app) as c:

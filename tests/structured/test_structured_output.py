@@ -204,3 +204,13 @@ def test_strict_mode_only_where_model_and_schema_allow(make_kite, fake_llm) -> N
     assert fake_llm.requests[-1].json["response_format"]["json_schema"]["strict"] is True
     groq.extract("Ada", Person, model="groq/meta-llama/llama-4-scout-17b-16e-instruct")
     assert fake_llm.requests[-1].json["response_format"]["json_schema"]["strict"] is False
+
+
+def test_parsing_tolerates_fences_prose_and_raw_newlines_but_not_junk() -> None:
+    from kite_lab.structured.schema import SchemaMismatch, normalize_schema
+
+    schema = normalize_schema(Person)
+    assert schema.parse('Sure! {"name": "A\nB", "age": 1} Hope it helps.').name == "A\nB"
+    assert schema.parse('```\n{"name": "C", "age": 2}\n```').age == 2
+    with pytest.raises(SchemaMismatch, match="not JSON"):
+        schema.parse("no braces here")

@@ -104,6 +104,15 @@ def server_process(code: str, *args: str) -> Iterator[str]:
         proc.wait(timeout=30)
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def fake_server_process(latency: float = 0.0) -> contextlib.AbstractContextManager[str]:
     """A FakeLLMServer with default (echo) replies in its own process; yields base_url."""
     code = (

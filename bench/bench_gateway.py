@@ -25,7 +25,6 @@ import asyncio
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -37,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import Figure, parse_args, report, summarize  # noqa: E402
+from _common import Figure, free_port, parse_args, report, summarize  # noqa: E402
 
 BENCH_DIR = Path(__file__).parent
 SERVICE_KEY = "bench-gateway-key-0123456789"
@@ -80,12 +79,6 @@ def passthrough_app() -> Any:
 
 
 # -- processes ------------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class Upstream:
     """A FakeLLMServer in its own process; ``kill()`` makes it die mid-run."""
 
@@ -122,7 +115,7 @@ def server(kind: str, openai_url: str, env_extra: dict[str, str] | None = None) 
     """``gateway`` (kite-lab serve) or ``bare`` (the passthrough); yields its base URL."""
     import httpx
 
-    port = _free_port()
+    port = free_port()
     home = tempfile.mkdtemp(prefix="kite-bench-gw-")
     env = dict(
         os.environ,

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import Figure, fake_server_process, report, summarize  # noqa: E402
+from _common import Figure, fake_server_process, free_port, report, summarize  # noqa: E402
 
 BENCH_DIR = Path(__file__).parent
 SERVICE_KEY = "bench-service-key-0123456789"
@@ -81,12 +81,6 @@ def passthrough_app() -> Any:
 
 
 # -- processes -------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class Server(str):
     """A server's base URL that also knows its pid (for CPU accounting)."""
 
@@ -104,7 +98,7 @@ def server(kind: str, upstream: str, env_extra: dict[str, str] | None = None) ->
     """``ours`` (kite-lab serve) or ``bare`` (the passthrough); yields its base URL."""
     import httpx
 
-    port = _free_port()
+    port = free_port()
     home = tempfile.mkdtemp(prefix="kite-bench-")
     env = dict(
         os.environ,

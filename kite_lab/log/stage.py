@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from kite_lab.core.errors import CallLogError, redact
+from kite_lab.core.scrub import scrub
 from kite_lab.core.types import canonical_json
 
 from .record import CallRecord
@@ -39,8 +40,6 @@ if TYPE_CHECKING:
 __all__ = ["CallLog", "CallLogWarning"]
 
 log = logging.getLogger("kite_lab.log")
-
-_CREDENTIAL_KEYS = ("api_key", "apikey", "password", "secret", "authorization", "token")
 
 
 class CallLogWarning(UserWarning):
@@ -258,7 +257,7 @@ class CallLog:
             return redact(value, self._secret_list())
         # every string was scrubbed on the way in (a secret with a quote would survive a
         # text replace of the JSON), so the JSON text needs no second pass
-        return json.dumps(_clean(value, self._secret_list()), ensure_ascii=False, default=str)
+        return json.dumps(scrub(value, self._secret_list()), ensure_ascii=False, default=str)
 
     def failed(self, exc: BaseException) -> None:
         self.write_errors += 1
@@ -298,31 +297,6 @@ class CallLog:
         stats = self.stats()
         return (f"CallLog({stats['where']}, written={stats['written']}, "
                 f"dropped={stats['dropped']}, errors={stats['errors']})")
-
-
-def _clean(value: Any, secrets: list[str]) -> Any:
-    """A JSON-ready copy with every secret scrubbed (values walked, not the JSON text)."""
-    if isinstance(value, str):
-        return redact(value, secrets)
-    if value is None or isinstance(value, bool | int | float):
-        return value
-    if isinstance(value, Mapping):
-        out = {}
-        for key, item in value.items():
-            name = str(key)
-            secret = any(word in name.lower() for word in _CREDENTIAL_KEYS)
-            out[name] = "***" if secret and isinstance(item, str) and item else _clean(
-                item, secrets)
-        return out
-    if isinstance(value, list | tuple | set | frozenset):
-        return [_clean(item, secrets) for item in value]
-    to_dict = getattr(value, "to_dict", None)
-    if callable(to_dict):
-        try:
-            return _clean(to_dict(), secrets)
-        except Exception:
-            pass
-    return redact(str(value), secrets)
 
 
 def _current_context() -> dict[str, Any] | None:

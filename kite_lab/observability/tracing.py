@@ -22,16 +22,14 @@ import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import TracebackType
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING
 
-from kite_lab.core.errors import redact
+from kite_lab.core.scrub import scrub
 
 if TYPE_CHECKING:
     from kite_lab.core.events import Event, EventBus
 
 __all__ = ["Tracer", "enable_tracing"]
-
-_CREDENTIAL_KEYS = ("api_key", "apikey", "password", "secret", "authorization")
 
 
 class Tracer:
@@ -64,7 +62,7 @@ class Tracer:
 
     def _write(self, event: Event) -> None:
         secrets = list(self._secrets())
-        line = json.dumps(_clean(event.to_dict(), secrets), ensure_ascii=False)
+        line = json.dumps(scrub(event.to_dict(), secrets), ensure_ascii=False)
         with self._lock:
             if self._file is None:
                 return
@@ -110,27 +108,3 @@ def enable_tracing(
     return Tracer(bus, path, pattern, secrets=secrets)
 
 
-def _clean(value: Any, secrets: list[str]) -> Any:
-    """A JSON-ready copy of ``value`` with every secret scrubbed."""
-    if isinstance(value, str):
-        return redact(value, secrets)
-    if value is None or isinstance(value, bool | int | float):
-        return value
-    if isinstance(value, dict):
-        out = {}
-        for key, item in value.items():
-            name = redact(str(key), secrets)
-            if any(word in name.lower() for word in _CREDENTIAL_KEYS) and item:
-                out[name] = "***"
-            else:
-                out[name] = _clean(item, secrets)
-        return out
-    if isinstance(value, list | tuple | set | frozenset):
-        return [_clean(item, secrets) for item in value]
-    to_dict = getattr(value, "to_dict", None)
-    if callable(to_dict):
-        try:
-            return _clean(to_dict(), secrets)
-        except Exception:  # a broken to_dict must not lose the event
-            pass
-    return redact(str(value), secrets)

@@ -33,6 +33,7 @@ __all__ = [
     "cost_df",
     "events_of",
     "history_df",
+    "maps_df",
     "metrics_df",
     "runs_df",
     "search_df",
@@ -323,6 +324,31 @@ def runs_df(source: Any) -> pd.DataFrame:
             value = d.get(column)
             cols[column].append(value)
     return _frame(cols, RUN_COLUMNS, times)
+
+
+# -- batch runs ------------------------------------------------------------------------
+
+MAP_COLUMNS = {"map_run": "string", "status": "string", "rows": "Int64", "success": "Int64",
+               "cached": "Int64", "error": "Int64", "resumed": "Int64", "skipped": "Int64",
+               "spent_usd": "float64", "elapsed_s": "float64", "provider": "string",
+               "model": "string", "engine": "string"}
+
+
+def maps_df(source: Any) -> pd.DataFrame:
+    """One row per finished ``ai.map`` run: status, rows by outcome (success, cached,
+    error; resumed from the checkpoint; skipped by the budget), spend, time, model."""
+    started = {e.data.get("map_run"): e.data for e in events_of(source, "map:start")}
+    cols: dict[str, list[Any]] = {c: [] for c in MAP_COLUMNS}
+    times: list[float] = []
+    for event in events_of(source, "map:done"):
+        data = {**started.get(event.data.get("map_run"), {}), **event.data}
+        times.append(event.time)
+        for column in MAP_COLUMNS:
+            value = data.get(column)
+            if value is None and MAP_COLUMNS[column] == "Int64" and column != "rows":
+                value = 0  # an outcome no row had
+            cols[column].append(value)
+    return _frame(cols, MAP_COLUMNS, times)
 
 
 # -- memory ----------------------------------------------------------------------------

@@ -57,3 +57,21 @@ def test_map_rows_total_counts_outcomes(ai: Any, fake_llm: Any) -> None:
         ai.map(["p", "q", "r"], "Say {text}", budget_usd=0.0007, max_tokens=1000,
                progress=False)
     assert sample("budget") == 2
+
+
+def test_maps_df_has_a_row_per_run(ai: Any, fake_llm: Any) -> None:
+    from kite_lab import frames
+
+    fake_llm.set_handler(lambda r: Fault(status=400) if "b" in r.last_user_text
+                         else Reply(text="ok"))
+    first = ai.map(["a", "b", "c"], "Say {text}", checkpoint="runs.sqlite", progress=False)
+    ai.map(["a", "b", "c", "d"], "Say {text}", checkpoint="runs.sqlite", progress=False)
+    runs = frames.maps_df(ai)
+    assert list(runs["status"]) == ["completed", "completed"]
+    assert list(runs["rows"]) == [3, 4]
+    assert list(runs["success"]) == [2, 1] and list(runs["error"]) == [1, 1]
+    assert list(runs["resumed"]) == [0, 2]  # the second run reused the checkpoint's rows
+    assert list(runs["skipped"]) == [0, 0]
+    assert runs["spent_usd"].iloc[0] == pytest.approx(first["_cost_usd"].sum())
+    assert list(runs["model"]) == ["gpt-4o-mini"] * 2 and list(runs["engine"]) == ["asyncio"] * 2
+    assert runs["elapsed_s"].gt(0).all() and runs.index.is_monotonic_increasing

@@ -165,10 +165,12 @@ def timed_map(ai: Any, rows: list[str], concurrency: int, **kwargs: Any) -> floa
 
 def throughput(n: int, latency: float, concurrency: int, repeat: int) -> list[Figure]:
     ratios, aio_ratios, raw_rps, map_rps, aio_rps, rawaio = [], [], [], [], [], []
+    nolog_ratios: list[float] = []
     with server(latency) as s:
         ai, ai_aio = kite(s.url), kite(s.url, openai_http_backend="aiohttp")
-        timed_map(ai, ["warm"], 1)
-        timed_map(ai_aio, ["warm"], 1)
+        ai_nolog = kite(s.url, kite_call_log="none")
+        for warm in (ai, ai_aio, ai_nolog):
+            timed_map(warm, ["warm"], 1)
         for rep in range(repeat):
             rows = [f"rep{rep} row {i}" for i in range(n)]
             runs = {
@@ -176,6 +178,8 @@ def throughput(n: int, latency: float, concurrency: int, repeat: int) -> list[Fi
                 "map": lambda rows=rows: timed_map(ai, [r + " m" for r in rows], concurrency),
                 "aio": lambda rows=rows: timed_map(ai_aio, [r + " a" for r in rows],
                                                    concurrency),
+                "nolog": lambda rows=rows: timed_map(ai_nolog, [r + " n" for r in rows],
+                                                     concurrency),
                 "rawaio": lambda rows=rows: asyncio.run(raw_loop(s.url, rows, concurrency,
                                                                  True)),
             }
@@ -187,11 +191,15 @@ def throughput(n: int, latency: float, concurrency: int, repeat: int) -> list[Fi
             rawaio.append(n / took["rawaio"])
             ratios.append(took["raw"] / took["map"])
             aio_ratios.append(took["raw"] / took["aio"])
-        ai.close()
-        ai_aio.close()
+            nolog_ratios.append(took["raw"] / took["nolog"])
+        for done in (ai, ai_aio, ai_nolog):
+            done.close()
     size = f"{n} rows, {latency * 1000:.0f} ms latency, concurrency {concurrency}"
     return [
         summarize("map_vs_raw_sdk_throughput", ratios, "x", goal=">= 0.95",
+                  baseline=f"raw AsyncOpenAI + semaphore loop, {size}"),
+        summarize("map_vs_raw_sdk_throughput, call log off (KITE_CALL_LOG=none)", nolog_ratios,
+                  "x", goal="report: what the call log's ~50 us/row costs a CPU-bound map",
                   baseline=f"raw AsyncOpenAI + semaphore loop, {size}"),
         summarize("map_aiohttp_vs_raw_httpx_throughput", aio_ratios, "x", goal=">= 1.5",
                   baseline=f"raw AsyncOpenAI (httpx) loop, {size}"),

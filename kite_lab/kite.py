@@ -11,7 +11,6 @@ running loop. Every LLM call goes through ``kite_lab.pipeline.CallPipeline``.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
@@ -414,6 +413,8 @@ class Kite(AgentMethods, BatchMethods, StructuredMethods, RecordingMethods, Eval
                 await closer()
         log = self._pipeline.call_log if self._pipeline is not None else None
         if log is not None:  # what this Kite logged is on disk when close() returns
+            import asyncio  # here: asyncio costs `import kite_lab` ~35 ms
+
             await asyncio.to_thread(log.flush)
 
     def close(self) -> None:

@@ -338,3 +338,14 @@ def _error_names() -> set[str]:
         if isinstance(getattr(errors, name), type)
         and issubclass(getattr(errors, name), errors.KiteError)
     }
+
+
+def test_import_kite_lab_loads_no_costly_stdlib_module() -> None:
+    """Issue 13: ``import kite_lab`` cost 70-90 ms with dataclasses/inspect/logging pulled in
+    by core.types, core.events and kite.py; asyncio alone costs ~35 ms. They load on use."""
+    script = "import sys\nimport kite_lab\nprint(','.join(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True)
+    loaded = set(out.stdout.strip().split(","))
+    costly = [m for m in ("asyncio", "dataclasses", "inspect", "logging", "json") if m in loaded]
+    assert costly == [], f"import kite_lab imported {costly}"

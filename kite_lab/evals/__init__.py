@@ -3,7 +3,8 @@
     from kite_lab.evals import Prompt
     from kite_lab.evals.scorers import exact_match, similarity
 
-    result = ai.evaluate(df, [Prompt("Answer: {question}", model="local"), "openai/gpt-4o-mini"],
+    result = ai.evaluate(df, [Prompt("Answer: {question}", model="local/smollm2-135m-instruct"),
+                              "openai/gpt-4o-mini"],
                          [exact_match("answer"), similarity("answer", 0.8)])
     result.summary(); result.compare(*result.targets); result.plot()
 """

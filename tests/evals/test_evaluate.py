@@ -146,6 +146,12 @@ def test_every_call_carries_the_eval_run_id(ai):
     result = ai.evaluate(DATA[:3], [GOOD], [contains("answer")], progress=False)
     assert result.run_id and result.run_id.startswith("eval-")
     assert seen and {d.get("run_id") for d in seen} == {result.run_id}
+    from kite_lab import frames
+
+    ai.call_log.flush()
+    logged = frames.calls_df(ai, run_id=result.run_id)  # from the persistent call log
+    assert len(logged) == 3 and set(logged["run_id"]) == {result.run_id}
+    assert logged["total_tokens"].sum() == result.df["total_tokens"].sum()
 
 
 def test_datasets_from_files_and_results_to_files(ai, tmp_path):

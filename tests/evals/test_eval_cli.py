@@ -113,3 +113,18 @@ def test_replays_offline_from_a_cassette(server, tmp_path):
         return [{k: v for k, v in row.items() if "latency" not in k} for row in report["rows"]]
 
     assert outcome("replay") == outcome("live")
+
+
+def test_the_shipped_spec_replays_the_tutorials_cassette_with_no_key(tmp_path, capsys):
+    """notebooks/evals/capitals.yaml + the evaluate tutorial's cassette: offline, keyless
+    (the isolated test environment has no OPENAI_API_KEY), same scores as the notebook."""
+    root = Path(__file__).resolve().parents[2] / "notebooks"
+    code = main(["eval", str(root / "evals" / "capitals.yaml"), "--cassette",
+                 str(root / "cassettes" / "evaluate.jsonl"), "--out", str(tmp_path),
+                 "--no-progress"])
+    assert code == 0, capsys.readouterr().err
+    report = json.loads((tmp_path / "capitals.json").read_text(encoding="utf-8"))
+    by_target = {r["target"]: r for r in report["summary"]}
+    assert by_target["hosted/terse"]["exact_match_mean"] == pytest.approx(26 / 30)
+    assert by_target["local/terse"]["contains_mean"] == pytest.approx(25 / 30)
+    assert all(r["errors"] == 0 for r in report["summary"])

@@ -113,6 +113,61 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+#: settings a benchmarked service must not inherit from the developer's shell
+_SERVICE_ENV_DROPPED = ("REDIS_URL", "POSTGRES_URL", "KITE_API_KEYS", "CACHE_BACKEND",
+                        "KITE_FALLBACKS", "KITE_KEY_BUDGETS")
+
+
+@contextlib.contextmanager
+def service_process(upstream: str, factory: str | None = None, *uvicorn_args: str,
+                    settings: dict[str, str] | None = None) -> Iterator[tuple[str, int]]:
+    """``kite-lab serve`` (``factory`` None) or ``uvicorn --factory FACTORY`` (an app of a
+    bench script) in its own process, in front of the OpenAI-compatible ``upstream``;
+    yields ``(base_url, pid)`` once ``/health`` says ready, and stops it afterwards."""
+    import os
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    import httpx
+
+    port = free_port()
+    home = tempfile.mkdtemp(prefix="kite-bench-")
+    env = dict(os.environ, OPENAI_API_KEY="sk-bench-0123456789abcdef",
+               OPENAI_BASE_URL=f"{upstream}/v1", LLM_PROVIDER="openai",
+               LLM_MODEL="gpt-4o-mini", KITE_HOME=home, KITE_RATE_LIMIT="off")
+    for name in _SERVICE_ENV_DROPPED:
+        env.pop(name, None)
+    env.update(settings or {})
+    if factory is None:
+        cmd = [str(Path(sys.executable).with_name("kite-lab")), "serve", "--port", str(port)]
+    else:
+        cmd = [sys.executable, "-m", "uvicorn", "--factory", factory, "--app-dir",
+               str(Path(__file__).parent), "--port", str(port), *uvicorn_args]
+    proc = subprocess.Popen(cmd, env=env, cwd=home, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:  # kite-lab serve answers 503 "starting" until its warm-up is done
+            try:
+                if httpx.get(url + "/health", timeout=1).status_code != 503:
+                    break
+            except httpx.TransportError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{' '.join(cmd[:4])} did not start")
+            time.sleep(0.05)
+        yield url, proc.pid
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        shutil.rmtree(home, ignore_errors=True)
+
+
 def fake_server_process(latency: float = 0.0) -> contextlib.AbstractContextManager[str]:
     """A FakeLLMServer with default (echo) replies in its own process; yields base_url."""
     code = (

@@ -36,9 +36,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import Figure, free_port, parse_args, report, summarize  # noqa: E402
+from _common import Figure, parse_args, report, service_process, summarize  # noqa: E402
 
-BENCH_DIR = Path(__file__).parent
 SERVICE_KEY = "bench-gateway-key-0123456789"
 BODY = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "Hi there"}]}
 FAKE = """
@@ -115,66 +114,16 @@ def server(kind: str, openai_url: str, env_extra: dict[str, str] | None = None) 
     """``gateway`` (kite-lab serve) or ``bare`` (the passthrough); yields its base URL."""
     import httpx
 
-    port = free_port()
-    home = tempfile.mkdtemp(prefix="kite-bench-gw-")
-    env = dict(
-        os.environ,
-        OPENAI_API_KEY="sk-bench-0123456789abcdef",
-        OPENAI_BASE_URL=f"{openai_url}/v1",
-        LLM_PROVIDER="openai",
-        LLM_MODEL="gpt-4o-mini",
-        KITE_HOME=home,
-        KITE_RATE_LIMIT="off",
-        KITE_API_KEYS=SERVICE_KEY,
-        CACHE_BACKEND="none",
-        KITE_LOG_LEVEL="WARNING",
-    )
-    for name in ("REDIS_URL", "POSTGRES_URL", "KITE_FALLBACKS", "KITE_KEY_BUDGETS"):
-        env.pop(name, None)
-    env.update(env_extra or {})
-    if kind == "gateway":
-        cmd = [str(Path(sys.executable).with_name("kite-lab")), "serve", "--port", str(port)]
-    else:
-        cmd = [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "bench_gateway:passthrough_app",
-            "--app-dir",
-            str(BENCH_DIR),
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ]
-    proc = subprocess.Popen(
-        cmd, env=env, cwd=home, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(url + "/health", timeout=1).status_code != 503:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{kind} server did not start")
-            time.sleep(0.05)
+    settings = {"KITE_API_KEYS": SERVICE_KEY, "CACHE_BACKEND": "none",
+                "KITE_LOG_LEVEL": "WARNING", **(env_extra or {})}
+    factory = None if kind == "gateway" else "bench_gateway:passthrough_app"
+    with service_process(openai_url, factory, "--log-level", "warning",
+                         settings=settings) as (url, _):
         headers = {"Authorization": f"Bearer {SERVICE_KEY}"}
         with httpx.Client(base_url=url, timeout=30, headers=headers) as client:
             for _ in range(20):  # lazy imports and first connections
                 client.post("/v1/chat/completions", json=BODY).raise_for_status()
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        shutil.rmtree(home, ignore_errors=True)
 
 
 # -- latency: the same SDK, direct vs through the gateway ------------------------------------

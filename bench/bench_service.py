@@ -35,9 +35,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import Figure, fake_server_process, free_port, report, summarize  # noqa: E402
+from _common import Figure, fake_server_process, report, service_process, summarize  # noqa: E402
 
-BENCH_DIR = Path(__file__).parent
 SERVICE_KEY = "bench-service-key-0123456789"
 BODY = {"prompt": "What is the capital of France?"}
 CACHED_BODY = {"prompt": "What is the capital of France?", "temperature": 0}
@@ -98,62 +97,18 @@ def server(kind: str, upstream: str, env_extra: dict[str, str] | None = None) ->
     """``ours`` (kite-lab serve) or ``bare`` (the passthrough); yields its base URL."""
     import httpx
 
-    port = free_port()
-    home = tempfile.mkdtemp(prefix="kite-bench-")
-    env = dict(
-        os.environ,
-        OPENAI_API_KEY="sk-bench-0123456789abcdef",
-        OPENAI_BASE_URL=f"{upstream}/v1",
-        LLM_PROVIDER="openai",
-        LLM_MODEL="gpt-4o-mini",
-        KITE_HOME=home,
-        KITE_RATE_LIMIT="off",
-    )
-    for name in ("REDIS_URL", "POSTGRES_URL", "KITE_API_KEYS", "CACHE_BACKEND"):
-        env.pop(name, None)
-    env.update(env_extra or {})
-    if kind == "ours":
-        cmd = [str(Path(sys.executable).with_name("kite-lab")), "serve", "--port", str(port)]
-    else:
-        cmd = [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "bench_service:passthrough_app",
-            "--app-dir",
-            str(BENCH_DIR),
-            "--port",
-            str(port),
-            # uvicorn's defaults, access log included: one log line per request, like ours
-        ]
-    proc = subprocess.Popen(
-        cmd, env=env, cwd=home, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    url = Server(f"http://127.0.0.1:{port}")
-    url.pid = proc.pid
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(url + "/health", timeout=1)
-                break
-            except httpx.TransportError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"{kind} server did not start") from None
-                time.sleep(0.05)
-        headers = {"Authorization": f"Bearer {SERVICE_KEY}"} if "KITE_API_KEYS" in env else {}
+    # the passthrough keeps uvicorn's defaults, access log included: a log line per request,
+    # like ours
+    factory = None if kind == "ours" else "bench_service:passthrough_app"
+    with service_process(upstream, factory, settings=env_extra) as (base, pid):
+        url = Server(base)
+        url.pid = pid
+        keyed = "KITE_API_KEYS" in (env_extra or {})
+        headers = {"Authorization": f"Bearer {SERVICE_KEY}"} if keyed else {}
         with httpx.Client(base_url=url, timeout=30, headers=headers) as client:
             for body in (BODY, CACHED_BODY) * 10:  # lazy imports and first connections
                 client.post("/complete", json=body).raise_for_status()
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        shutil.rmtree(home, ignore_errors=True)
 
 
 # -- load generation -------------------------------------------------------------------

@@ -70,8 +70,9 @@ async def run_eval(
     expected = {c for s in scorer_list for c in s.columns}
     inputs = [c for c in frame.columns if c not in expected] or list(frame.columns)
     target_list = resolve_targets(targets, default_template(inputs, prompt), inputs)
-    for target in target_list:
-        _validate(host, target, frame, inputs, repeats, checkpoint, budget_usd)
+    # each model target's prompts, rendered once: validated here, reused by repeats
+    rendered = [_validate(host, t, frame, inputs, repeats, checkpoint, budget_usd)
+                for t in target_list]
 
     run_id = f"eval-{uuid.uuid4().hex[:12]}"
     label = name or "eval"
@@ -81,26 +82,27 @@ async def run_eval(
     host.event_bus.emit("eval:start", run_id=run_id, name=label, rows=len(frame),
                         targets=[t.label for t in target_list], repeats=repeats)
     with event_context(run_id=run_id):
-        for target in target_list:
+        for target, texts in zip(target_list, rendered, strict=True):
             for repeat in range(repeats):
                 remaining = None if budget_usd is None else budget_usd - spent
-                out = await _run_target(host, target, frame, inputs, repeat, repeats,
+                out = await _run_target(host, target, texts, frame, inputs, repeat, repeats,
                                         concurrency, remaining, checkpoint, progress)
                 spent += float(out["_cost_usd"].fillna(0.0).sum())
-                outputs = [None if isinstance(err, str) else answer
-                           for answer, err in zip(out[ANSWER], out["_error"], strict=True)]
+                errors = [e if isinstance(e, str) else None for e in out["_error"]]
+                outputs = [None if e else a for a, e in zip(out[ANSWER], errors, strict=True)]
                 scores = {s.name: await s.ascore_many(host, outputs, rows) for s in scorer_list}
+                costs, tokens = out["_cost_usd"].tolist(), out["_total_tokens"].tolist()
+                latencies, cached = out["_latency_s"].tolist(), out["_cached"].tolist()
                 for i in range(len(frame)):
                     record = {"sample": i, "target": target.label, "repeat": repeat,
                               "output": outputs[i]}
                     record.update({s.name: scores[s.name][i] for s in scorer_list})
-                    error = out["_error"].iloc[i]
                     record.update({
-                        "error": error if isinstance(error, str) else None,
-                        "cost_usd": _float(out["_cost_usd"].iloc[i]) or 0.0,
-                        "total_tokens": int(_float(out["_total_tokens"].iloc[i]) or 0),
-                        "latency_s": _float(out["_latency_s"].iloc[i]),
-                        "cached": bool(out["_cached"].iloc[i]),
+                        "error": errors[i],
+                        "cost_usd": _float(costs[i]) or 0.0,
+                        "total_tokens": int(_float(tokens[i]) or 0),
+                        "latency_s": _float(latencies[i]),
+                        "cached": bool(cached[i]),
                     })
                     records.append(record)
     import pandas as pd
@@ -133,8 +135,9 @@ def _scorers(scorers: Sequence[Any], columns: list[str]) -> list[Scorer]:
 
 
 def _validate(host: EvalHost, target: Target, frame: pd.DataFrame, inputs: list[str],
-              repeats: int, checkpoint: Any, budget_usd: float | None) -> None:
-    """Everything that can fail about a target fails here, before the first call."""
+              repeats: int, checkpoint: Any, budget_usd: float | None) -> list[str] | None:
+    """Everything that can fail about a target fails here, before the first call; a model
+    target's rendered prompts (None for an agent)."""
     if target.is_agent:
         if budget_usd is not None:
             raise InvalidInput(
@@ -146,27 +149,26 @@ def _validate(host: EvalHost, target: Target, frame: pd.DataFrame, inputs: list[
                 f"target {target.label!r} is an agent: repeats > 1 with a checkpoint would "
                 "reuse the first repeat's rows; drop checkpoint= or use repeats=1"
             )
-        return
+        return None
     from kite_lab.batch.plan import render_prompts
 
     assert isinstance(target.prompt, str)
-    first = render_prompts(frame[inputs], target.prompt, is_agent=False).texts[0]
+    texts = render_prompts(frame[inputs], target.prompt, is_agent=False).texts
     params = {k: v for k, v in target.params.items() if k != "cache"}  # a pipeline option
-    host.build_request(first, model=target.model, system=target.system, **params)
+    host.build_request(texts[0], model=target.model, system=target.system, **params)
+    return texts
 
 
-async def _run_target(host: EvalHost, target: Target, frame: pd.DataFrame, inputs: list[str],
-                      repeat: int, repeats: int, concurrency: int, budget: float | None,
-                      checkpoint: Any, progress: bool) -> pd.DataFrame:
+async def _run_target(host: EvalHost, target: Target, texts: list[str] | None,
+                      frame: pd.DataFrame, inputs: list[str], repeat: int, repeats: int,
+                      concurrency: int, budget: float | None, checkpoint: Any,
+                      progress: bool) -> pd.DataFrame:
     data = frame[inputs]
     prompt: Any = target.prompt
     params = dict(target.params)
-    if repeats > 1 and not target.is_agent:
+    if repeats > 1 and texts is not None:
         # every repeat a fresh answer: its own row keys (the repeat number is part of the
         # row) and no response cache
-        from kite_lab.batch.plan import render_prompts
-
-        texts = render_prompts(data, target.prompt, is_agent=False).texts
         data = data.assign(_repeat=repeat, _sample=range(len(data)))
         prompt = _Rendered(texts)
         params["cache"] = False

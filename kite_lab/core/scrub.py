@@ -21,7 +21,10 @@ CREDENTIAL_KEYS = ("api_key", "apikey", "password", "secret", "authorization", "
 
 def scrub(value: Any, secrets: Iterable[str | None] = ()) -> Any:
     """``value`` as JSON-ready data (dicts, lists, str, numbers, None), secrets redacted."""
-    secrets = list(secrets)
+    return _walk(value, list(secrets))
+
+
+def _walk(value: Any, secrets: list[str | None]) -> Any:
     if isinstance(value, str):
         return redact(value, secrets)
     if value is None or isinstance(value, bool | int | float):
@@ -33,14 +36,14 @@ def scrub(value: Any, secrets: Iterable[str | None] = ()) -> Any:
             credential = any(word in name.lower() for word in CREDENTIAL_KEYS)
             # ("max_tokens" names a number, not a credential: only text values are blanked)
             blank = credential and isinstance(item, str) and item
-            out[name] = "***" if blank else scrub(item, secrets)
+            out[name] = "***" if blank else _walk(item, secrets)
         return out
     if isinstance(value, list | tuple | set | frozenset):
-        return [scrub(item, secrets) for item in value]
+        return [_walk(item, secrets) for item in value]
     to_dict = getattr(value, "to_dict", None)
     if callable(to_dict):
         try:
-            return scrub(to_dict(), secrets)
+            return _walk(to_dict(), secrets)
         except Exception:  # a broken to_dict must not lose the record
             pass
     return redact(str(value), secrets)

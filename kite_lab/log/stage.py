@@ -312,29 +312,26 @@ _script: list[str | None] = []
 def _where(context: Mapping[str, Any]) -> tuple[str | None, str | None]:
     """(notebook cell id, script path) of the code making the call, where known."""
     cell = context.get("cell_id")
-    if "IPython" in sys.modules and _in_ipython():  # imported is not running in a shell
-        if cell is None:
-            cell = _cell_id()
-        return cell, None
+    shell = _running_shell()
+    if shell is not None:  # a notebook or an IPython session: no script path
+        return cell if cell is not None else _cell_id(shell), None
     if not _script:
         main = getattr(sys.modules.get("__main__"), "__file__", None)
         _script.append(str(main) if main else None)
     return cell, _script[0]
 
 
-def _in_ipython() -> bool:
+def _running_shell() -> Any:
+    """The IPython shell running this code, or None (IPython merely imported is not one)."""
+    if "IPython" not in sys.modules:
+        return None
     from IPython import get_ipython
 
-    return get_ipython() is not None
+    return get_ipython()
 
 
-def _cell_id() -> str | None:
+def _cell_id(shell: Any) -> str | None:
     try:
-        from IPython import get_ipython
-
-        shell = get_ipython()
-        if shell is None:
-            return None
         kernel = getattr(shell, "kernel", None)
         if kernel is not None:
             parent = kernel.get_parent() if hasattr(kernel, "get_parent") else {}

@@ -170,7 +170,9 @@ def run_eval_cli(args: argparse.Namespace, make_kite: Callable[..., Any]) -> int
     if args.cassette and not args.record:
         # Replay never calls a provider (a call the cassette lacks is a CassetteMiss), so CI
         # needs no key: providers without one get a placeholder that is never sent.
-        for field in ("openai_api_key", "anthropic_api_key", "groq_api_key"):
+        from kite_lab.providers.registry import KEY_SETTINGS
+
+        for _, field in KEY_SETTINGS:
             if field not in config and not os.environ.get(field.upper()):
                 config[field] = "replay-only-never-sent"
     ai = make_kite(config=config or None)

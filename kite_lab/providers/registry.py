@@ -24,7 +24,9 @@ if TYPE_CHECKING:
     from kite_lab.core.config import KiteSettings
     from kite_lab.providers.base import LLMProvider
 
-__all__ = ["available_providers", "provider_class", "register_provider", "resolve_model"]
+__all__ = [
+    "KEY_SETTINGS", "available_providers", "provider_class", "register_provider", "resolve_model",
+]
 
 _BUILTIN = {
     "openai": "kite_lab.providers.openai_compat:OpenAIProvider",
@@ -33,7 +35,8 @@ _BUILTIN = {
     "ollama": "kite_lab.providers.openai_compat:OllamaProvider",
     "local": "kite_lab.providers.local:LocalProvider",
 }
-_KEYED_ORDER = (
+#: the providers that need a key, and its setting, in the order the default is picked
+KEY_SETTINGS: tuple[tuple[str, str], ...] = (
     ("openai", "openai_api_key"),
     ("anthropic", "anthropic_api_key"),
     ("groq", "groq_api_key"),
@@ -97,7 +100,7 @@ def _local_model_configured(settings: KiteSettings) -> bool:
 def default_provider(settings: KiteSettings) -> str:
     if settings.llm_provider:
         return settings.llm_provider
-    for name, field in _KEYED_ORDER:
+    for name, field in KEY_SETTINGS:
         secret = getattr(settings, field)
         if secret is not None and secret.get_secret_value():
             return name
